@@ -1,0 +1,189 @@
+"""The `huitou` command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from app.clock import Clock, clock_for
+from app.config import Settings, get_settings
+from app.db import make_engine, read_session, upgrade, write_session
+from app.shops.models import INDUSTRIES
+from app.shops.service import ShopError, create_shop, get_shop, issue_binding_code, list_shops
+
+cli = typer.Typer(
+    help="回头客 Huitou:帮小店留住老客户。", no_args_is_help=True, add_completion=False
+)
+shop_cli = typer.Typer(help="店铺管理", no_args_is_help=True)
+db_cli = typer.Typer(help="数据库", no_args_is_help=True)
+cli.add_typer(shop_cli, name="shop")
+cli.add_typer(db_cli, name="db")
+
+
+def _runtime() -> tuple[Settings, Clock]:
+    settings = get_settings()
+    return settings, clock_for(settings.today, settings.timezone)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    return typer.Exit(code=1)
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Create the database or bring it to the latest schema."""
+    settings, _ = _runtime()
+    upgrade(make_engine(settings.effective_database_url))
+    typer.echo("数据库已是最新结构。")
+
+
+@cli.command()
+def demo() -> None:
+    """Load the demo water station (slug `demo`); does nothing if it is already there."""
+    from app.demo.load import load_demo
+
+    settings, clock = _runtime()
+    engine = make_engine(settings.effective_database_url)
+    upgrade(engine)
+    shop, created = load_demo(engine=engine, clock=clock)
+    typer.echo(f"演示店铺{'已载入' if created else '已存在'}:{shop.name}(标识 {shop.slug})")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="监听地址")] = None,
+    port: Annotated[int | None, typer.Option(help="端口")] = None,
+) -> None:
+    """Upgrade the database, load the demo shop if there is no shop, and serve."""
+    import uvicorn
+
+    from app.demo.load import load_demo
+    from app.main import create_app
+
+    settings, clock = _runtime()
+    host = host or settings.host
+    port = port or settings.port
+    engine = make_engine(settings.effective_database_url)
+    upgrade(engine)
+    with read_session(engine) as session:
+        has_shops = bool(list_shops(session=session))
+    if not has_shops and settings.demo_on_empty:
+        shop, _ = load_demo(engine=engine, clock=clock)
+        typer.echo(f"数据库里还没有店铺,已载入演示店铺:{shop.name}")
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown_host}:{port}"
+    typer.echo(
+        f"\n回头客已启动:{url}\n"
+        f"用手机或浏览器打开上面的地址,像微信一样跟助手聊天。试试发:\n"
+        f"  今天该跟进谁\n  王姐 2桶\n  王姐\n  帮助\n"
+        f'(终端里也可以:huitou chat "今天该跟进谁" --shop demo)\n'
+    )
+    app = create_app(settings=settings, engine=engine, clock=clock)
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+@cli.command()
+def chat(
+    message: Annotated[str | None, typer.Argument(help="要发给助手的一句话;不填则进入对话")] = None,
+    shop: Annotated[str, typer.Option("--shop", help="店铺标识或编号")] = "demo",
+) -> None:
+    """Talk to the assistant as the shop owner (console channel)."""
+    from app.channels.local import deliver_as_owner
+
+    settings, clock = _runtime()
+    engine = make_engine(settings.effective_database_url)
+    upgrade(engine)
+
+    def say(text: str) -> None:
+        result = deliver_as_owner(
+            engine=engine,
+            settings=settings,
+            clock=clock,
+            shop_ref=shop,
+            channel="console",
+            text=text,
+        )
+        for reply in result.replies:
+            typer.echo(reply)
+            typer.echo("")
+
+    try:
+        if message is not None:
+            say(message)
+            return
+        typer.echo("已进入对话(输入 退出 或按 Ctrl-D 结束)。")
+        while True:
+            try:
+                line = input("我> ")
+            except EOFError:
+                typer.echo("")
+                break
+            if line.strip() in ("退出", "exit", "quit"):
+                break
+            say(line)
+    except ShopError as exc:
+        raise _fail(f"{exc}。用 huitou shop list 看有哪些店铺。") from exc
+    except KeyboardInterrupt:
+        typer.echo("")
+
+
+@shop_cli.command("create")
+def shop_create(
+    name: Annotated[str, typer.Argument(help="店名")],
+    industry: Annotated[str, typer.Option(help=f"行业:{'/'.join(INDUSTRIES)}")] = "water",
+    slug: Annotated[str | None, typer.Option(help="店铺标识(英文、数字、连字符)")] = None,
+) -> None:
+    """Create a shop; prints its id and a one-time 6-digit binding code."""
+    settings, clock = _runtime()
+    engine = make_engine(settings.effective_database_url)
+    upgrade(engine)
+    try:
+        with write_session(engine) as session:
+            created = create_shop(
+                session=session, name=name, industry=industry, clock=clock, slug=slug
+            )
+            code = issue_binding_code(session=session, shop=created, clock=clock)
+            shop_id, shop_slug = created.id, created.slug
+    except ShopError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"已创建店铺:{name}  编号 {shop_id}  标识 {shop_slug}")
+    typer.echo(f"绑定码(24小时内有效,仅可用一次):{code}")
+
+
+@shop_cli.command("code")
+def shop_code(shop: Annotated[str, typer.Argument(help="店铺标识或编号")]) -> None:
+    """Issue a fresh one-time binding code (the previous one stops working)."""
+    settings, clock = _runtime()
+    engine = make_engine(settings.effective_database_url)
+    upgrade(engine)
+    try:
+        with write_session(engine) as session:
+            found = get_shop(session=session, ref=shop)
+            code = issue_binding_code(session=session, shop=found, clock=clock)
+    except ShopError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"新的绑定码(24小时内有效,仅可用一次):{code}")
+
+
+@shop_cli.command("list")
+def shop_list() -> None:
+    """List the shops in the database."""
+    settings, _ = _runtime()
+    engine = make_engine(settings.effective_database_url)
+    upgrade(engine)
+    with read_session(engine) as session:
+        shops = list_shops(session=session)
+    if not shops:
+        typer.echo("还没有店铺。运行 huitou demo 载入演示店铺,或 huitou shop create 店名。")
+        return
+    for s in shops:
+        typer.echo(f"{s.id}\t{s.slug}\t{s.industry}\t{s.name}")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    cli()

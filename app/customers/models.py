@@ -1,0 +1,63 @@
+"""Customers and their per-customer summary (kept current in each order's transaction)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import JSON, Column, Index
+from sqlmodel import Field, SQLModel
+
+VALUE_CLASSES = ("A", "B", "C", "D")
+CUSTOMER_STATUSES = ("active", "paused", "lost", "forgotten")
+
+
+class Customer(SQLModel, table=True):
+    """A shop's customer as the owner knows them (王姐, 3号楼李会计)."""
+
+    __tablename__ = "customer"
+    __table_args__ = (Index("ix_customer_shop_name", "shop_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    shop_id: int = Field(foreign_key="shop.id", index=True)
+    name: str = Field(max_length=50)
+    aliases: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # Stored whole so a tap can dial it; every display goes through mask_phone().
+    phone: str | None = Field(default=None, max_length=32)
+    address: str | None = Field(default=None, max_length=200)
+    kind: str = Field(default="household", max_length=16)
+    value_class: str = Field(default="C", max_length=1)
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="active", max_length=16)
+    paused_until: date | None = None
+    assigned_staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    note: str | None = Field(default=None, max_length=500)
+    created_at: datetime
+
+
+class CustomerSummary(SQLModel, table=True):
+    """Derived figures per customer; rewritten in the same transaction as each order."""
+
+    __tablename__ = "customer_summary"
+    __table_args__ = (
+        # "Who is due today" = shop_id = ? AND check_on <= today: an index range scan.
+        Index("ix_summary_shop_check", "shop_id", "check_on"),
+    )
+
+    customer_id: int = Field(foreign_key="customer.id", primary_key=True)
+    shop_id: int = Field(foreign_key="shop.id", index=True)
+    first_order_on: date | None = None
+    last_order_on: date | None = None
+    order_count: int = 0
+    total_quantity: int = 0
+    total_amount_cents: int = 0
+    last_quantity: int | None = None
+    mean_interval_days: float | None = None
+    median_interval_days: float | None = None
+    # The interval the stage rule uses (the customer's own, or the shop default when too few).
+    expected_interval_days: float | None = None
+    stage: str = Field(default="new", max_length=16)
+    # First day the customer counts as quiet (yellow), at risk (red), and lost.
+    check_on: date | None = None
+    red_on: date | None = None
+    lost_on: date | None = None
+    updated_at: datetime

@@ -1,0 +1,210 @@
+"""Finding, creating and describing customers; the "who is due" query."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlmodel import Session, col, select
+
+from app.clock import Clock
+from app.customers.models import Customer, CustomerSummary
+from app.events.service import log_event
+from app.orders.models import Order
+from app.risk.stage import STAGE_LABELS, Stage, StageRule, overdue_ratio, stage_on
+from app.shops.models import Shop
+
+
+class CustomerError(ValueError):
+    """A customer operation that cannot be done as asked."""
+
+
+def mask_phone(phone: str | None) -> str:
+    """138****1234: enough for the owner to recognise, useless to anyone who reads over."""
+    if not phone:
+        return ""
+    digits = phone.strip()
+    if len(digits) < 7:
+        return "*" * len(digits)
+    return f"{digits[:3]}****{digits[-4:]}"
+
+
+def stage_rule_for(shop: Shop) -> StageRule:
+    return StageRule.from_settings(shop.settings)
+
+
+def create_customer(
+    *,
+    session: Session,
+    shop: Shop,
+    name: str,
+    clock: Clock,
+    phone: str | None = None,
+    address: str | None = None,
+    kind: str = "household",
+    aliases: list[str] | None = None,
+    staff_id: int | None = None,
+    source: str = "chat",
+) -> Customer:
+    """Create a customer with an empty summary, and log that it happened."""
+    name = name.strip()
+    if not name or len(name) > 50:
+        raise CustomerError("客户名称需为1到50个字")
+    assert shop.id is not None
+    now = clock.now()
+    customer = Customer(
+        shop_id=shop.id,
+        name=name,
+        phone=phone,
+        address=address,
+        kind=kind,
+        aliases=list(aliases or []),
+        created_at=now,
+    )
+    session.add(customer)
+    session.flush()
+    assert customer.id is not None
+    session.add(CustomerSummary(customer_id=customer.id, shop_id=shop.id, updated_at=now))
+    log_event(
+        session=session,
+        shop_id=shop.id,
+        customer_id=customer.id,
+        kind="customer_created",
+        clock=clock,
+        data={"name": name},
+        source=source,
+        staff_id=staff_id,
+    )
+    return customer
+
+
+def find_customers(*, session: Session, shop: Shop, query: str, limit: int = 5) -> list[Customer]:
+    """Customers the owner may mean by `query`: exact name/alias first, then containment."""
+    query = query.strip()
+    if not query:
+        return []
+    exact = list(
+        session.exec(select(Customer).where(Customer.shop_id == shop.id, Customer.name == query))
+    )
+    if exact:
+        return exact[:limit]
+    # Aliases live in a JSON list; shops hold hundreds to a few thousand customers, and the
+    # name index already failed, so scan this shop's rows once in Python.
+    candidates = list(
+        session.exec(
+            select(Customer).where(Customer.shop_id == shop.id, Customer.status != "forgotten")
+        )
+    )
+    by_alias = [c for c in candidates if query in c.aliases]
+    if by_alias:
+        return by_alias[:limit]
+    contains = [c for c in candidates if query in c.name or (len(c.name) >= 2 and c.name in query)]
+    contains.sort(key=lambda c: (abs(len(c.name) - len(query)), c.id or 0))
+    return contains[:limit]
+
+
+@dataclass(frozen=True)
+class DueCustomer:
+    """A customer past their usual interval, with the figures the owner sees."""
+
+    customer: Customer
+    summary: CustomerSummary
+    stage: Stage
+    days_since_last: int
+    expected_interval_days: float
+    overdue_ratio: float
+    yearly_value_cents: int
+
+    @property
+    def stage_label(self) -> str:
+        return STAGE_LABELS[self.stage]
+
+
+def _yearly_value_cents(summary: CustomerSummary) -> int:
+    if not summary.order_count or not summary.expected_interval_days:
+        return 0
+    per_order = summary.total_amount_cents / summary.order_count
+    return round(per_order * 365 / summary.expected_interval_days)
+
+
+def due_customers(*, session: Session, shop: Shop, today: date) -> list[DueCustomer]:
+    """Quiet and at-risk customers on `today`, most at stake first (indexed on check_on)."""
+    rows = session.exec(
+        select(CustomerSummary, Customer)
+        .join(Customer, col(Customer.id) == col(CustomerSummary.customer_id))
+        .where(
+            CustomerSummary.shop_id == shop.id,
+            col(CustomerSummary.check_on) <= today,
+            col(CustomerSummary.lost_on) > today,
+            Customer.status == "active",
+        )
+    ).all()
+    due: list[DueCustomer] = []
+    for summary, customer in rows:
+        if customer.paused_until is not None and customer.paused_until >= today:
+            continue
+        assert summary.last_order_on is not None and summary.expected_interval_days
+        stage = stage_on(
+            check_on=summary.check_on, red_on=summary.red_on, lost_on=summary.lost_on, today=today
+        )
+        due.append(
+            DueCustomer(
+                customer=customer,
+                summary=summary,
+                stage=stage,
+                days_since_last=(today - summary.last_order_on).days,
+                expected_interval_days=summary.expected_interval_days,
+                overdue_ratio=overdue_ratio(
+                    last_order_on=summary.last_order_on,
+                    expected_interval_days=summary.expected_interval_days,
+                    today=today,
+                ),
+                yearly_value_cents=_yearly_value_cents(summary),
+            )
+        )
+    # Red before yellow; within a stage, the customer worth most per year first.
+    due.sort(key=lambda d: (d.stage != Stage.AT_RISK, -d.yearly_value_cents, d.customer.id or 0))
+    return due
+
+
+@dataclass(frozen=True)
+class CustomerCard:
+    """Everything the owner's card for one customer shows."""
+
+    customer: Customer
+    summary: CustomerSummary
+    stage: Stage
+    days_since_last: int | None
+    recent_orders: list[Order]
+
+    @property
+    def stage_label(self) -> str:
+        return STAGE_LABELS[self.stage]
+
+    @property
+    def masked_phone(self) -> str:
+        return mask_phone(self.customer.phone)
+
+
+def customer_card(*, session: Session, customer: Customer, today: date) -> CustomerCard:
+    """The customer's card: recent orders, usual interval, stage as of `today`."""
+    summary = session.get(CustomerSummary, customer.id)
+    if summary is None:
+        raise CustomerError(f"客户 {customer.name} 缺少汇总记录")
+    recent = list(
+        session.exec(
+            select(Order)
+            .where(Order.customer_id == customer.id)
+            .order_by(col(Order.order_date).desc(), col(Order.id).desc())
+            .limit(5)
+        )
+    )
+    return CustomerCard(
+        customer=customer,
+        summary=summary,
+        stage=stage_on(
+            check_on=summary.check_on, red_on=summary.red_on, lost_on=summary.lost_on, today=today
+        ),
+        days_since_last=(today - summary.last_order_on).days if summary.last_order_on else None,
+        recent_orders=recent,
+    )

@@ -1,0 +1,32 @@
+"""Orders: the facts everything else is derived from."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Index
+from sqlmodel import Field, SQLModel
+
+ORDER_SOURCES = ("chat", "import", "demo", "api")
+
+
+class Order(SQLModel, table=True):
+    """One order as the owner recorded it."""
+
+    __tablename__ = "orders"
+    __table_args__ = (Index("ix_orders_customer_date", "customer_id", "order_date"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    shop_id: int = Field(foreign_key="shop.id", index=True)
+    customer_id: int = Field(foreign_key="customer.id")
+    ordered_at: datetime  # aware, stored as UTC
+    order_date: date  # the shop's local calendar date, what intervals are counted in
+    quantity: int = 1
+    unit: str = Field(default="桶", max_length=8)
+    amount_cents: int | None = None
+    source: str = Field(default="chat", max_length=16)
+    raw_text: str | None = Field(default=None, max_length=1000)
+    # The inbox message that created it, so a retried message can never record it twice.
+    inbox_id: int | None = Field(default=None, foreign_key="inbox_message.id", index=True)
+    created_by_staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    created_at: datetime

@@ -1,0 +1,101 @@
+"""Recording orders; each order rewrites its customer's summary in the same transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, col, select
+
+from app.clock import Clock
+from app.customers.models import Customer, CustomerSummary
+from app.orders.models import Order
+from app.risk.stage import OrderPoint, StageRule, stage_on, summarize_history
+from app.shops.models import Shop
+
+
+class OrderError(ValueError):
+    """An order that cannot be recorded as given."""
+
+
+MAX_QUANTITY = 10_000
+
+
+def record_order(
+    *,
+    session: Session,
+    shop: Shop,
+    customer: Customer,
+    quantity: int,
+    clock: Clock,
+    unit: str | None = None,
+    amount_cents: int | None = None,
+    ordered_at: datetime | None = None,
+    source: str = "chat",
+    raw_text: str | None = None,
+    inbox_id: int | None = None,
+    staff_id: int | None = None,
+) -> Order:
+    """Record one order and bring the customer's summary up to date before returning."""
+    if customer.shop_id != shop.id:
+        raise OrderError("客户不属于这个店铺")
+    if not 1 <= quantity <= MAX_QUANTITY:
+        raise OrderError(f"数量需在1到{MAX_QUANTITY}之间")
+    if amount_cents is not None and amount_cents < 0:
+        raise OrderError("金额不能为负数")
+    moment = ordered_at or clock.now()
+    if moment.tzinfo is None:
+        raise OrderError("ordered_at must be timezone-aware")
+    if amount_cents is None and shop.settings.get("unit_price_cents"):
+        amount_cents = int(shop.settings["unit_price_cents"]) * quantity
+    assert shop.id is not None and customer.id is not None
+    order = Order(
+        shop_id=shop.id,
+        customer_id=customer.id,
+        ordered_at=moment,
+        order_date=moment.astimezone(ZoneInfo(shop.timezone)).date(),
+        quantity=quantity,
+        unit=unit or str(shop.settings.get("unit", "桶")),
+        amount_cents=amount_cents,
+        source=source,
+        raw_text=raw_text[:1000] if raw_text else None,
+        inbox_id=inbox_id,
+        created_by_staff_id=staff_id,
+        created_at=clock.now(),
+    )
+    session.add(order)
+    session.flush()
+    refresh_summary(session=session, shop=shop, customer_id=customer.id, clock=clock)
+    return order
+
+
+def refresh_summary(
+    *, session: Session, shop: Shop, customer_id: int, clock: Clock
+) -> CustomerSummary:
+    """Recompute one customer's summary from their orders (locks the row on PostgreSQL)."""
+    summary = session.exec(
+        select(CustomerSummary).where(CustomerSummary.customer_id == customer_id).with_for_update()
+    ).first()
+    now = clock.now()
+    if summary is None:
+        assert shop.id is not None
+        summary = CustomerSummary(customer_id=customer_id, shop_id=shop.id, updated_at=now)
+    points = [
+        OrderPoint(order_date=d, quantity=q, amount_cents=a)
+        for d, q, a in session.exec(
+            select(col(Order.order_date), col(Order.quantity), col(Order.amount_cents))
+            .where(Order.customer_id == customer_id)
+            .order_by(col(Order.order_date))
+        )
+    ]
+    figures = summarize_history(points, StageRule.from_settings(shop.settings))
+    for field, value in vars(figures).items():
+        setattr(summary, field, value)
+    today = now.astimezone(ZoneInfo(shop.timezone)).date()
+    summary.stage = stage_on(
+        check_on=figures.check_on, red_on=figures.red_on, lost_on=figures.lost_on, today=today
+    ).value
+    summary.updated_at = now
+    session.add(summary)
+    session.flush()
+    return summary

@@ -1,0 +1,75 @@
+"""Owner-facing wording, rendered from message_templates/ with Jinja2.
+
+Lookup order: the shop's own overrides, then its industry pack, then the generic pack,
+so an owner can reword one message without copying the rest.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
+
+_SAFE_SEGMENT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def _yuan(cents: int | None) -> str:
+    """1800 -> '18', 1850 -> '18.5'."""
+    if cents is None:
+        return ""
+    text = f"{cents / 100:.2f}".rstrip("0").rstrip(".")
+    return text
+
+
+def _qty(value: float | int | None) -> str:
+    """Quantities and intervals without a useless '.0' (2.0 -> '2', 2.5 -> '2.5')."""
+    if value is None:
+        return ""
+    rounded = round(float(value), 1)
+    return str(int(rounded)) if rounded == int(rounded) else str(rounded)
+
+
+def _days(value: float | None) -> str:
+    """An interval in whole days, as owners count them (25.1 -> '25')."""
+    return "" if value is None else str(round(value))
+
+
+def _md(value: Any) -> str:
+    """A date as the owner says it: 3月8日."""
+    return f"{value.month}月{value.day}日" if value is not None else ""
+
+
+@lru_cache(maxsize=256)
+def environment(templates_dir: Path, industry: str, shop_slug: str | None) -> Environment:
+    """One cached Environment per (pack, shop override) combination."""
+    searchpath: list[Path] = []
+    # Path segments come from our own data, but check anyway: a slug must never escape the tree.
+    if shop_slug and _SAFE_SEGMENT.match(shop_slug):
+        searchpath.append(templates_dir / "shops" / shop_slug)
+    if _SAFE_SEGMENT.match(industry):
+        searchpath.append(templates_dir / industry)
+    searchpath.append(templates_dir / "generic")
+    env = Environment(
+        loader=ChoiceLoader([FileSystemLoader(str(p)) for p in searchpath]),
+        undefined=StrictUndefined,
+        autoescape=False,  # chat text is plain text, never HTML; HTML pages use their own env
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    env.filters["yuan"] = _yuan
+    env.filters["qty"] = _qty
+    env.filters["md"] = _md
+    env.filters["days"] = _days
+    return env
+
+
+def render_message(
+    templates_dir: Path, industry: str, shop_slug: str | None, name: str, **context: Any
+) -> str:
+    """Render one message template to text, trimmed of surrounding blank lines."""
+    template = environment(templates_dir, industry, shop_slug).get_template(name)
+    return template.render(**context).strip()
