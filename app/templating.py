@@ -68,7 +68,7 @@ def environment(templates_dir: Path, industry: str, shop_slug: str | None) -> En
 
 
 def render_message(
-    templates_dir: Path, industry: str, shop_slug: str | None, name: str, **context: Any
+    templates_dir: Path, industry: str, shop_slug: str | None, name: str, /, **context: Any
 ) -> str:
     """Render one message template to text, trimmed of surrounding blank lines."""
     template = environment(templates_dir, industry, shop_slug).get_template(name)

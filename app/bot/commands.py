@@ -20,7 +20,7 @@ from app.customers.service import (
 from app.orders.models import Order
 from app.orders.service import OrderError, record_order
 
-FOLLOWUP_LIST_LIMIT = 15
+FOLLOWUP_LIST_LIMIT = 20
 
 
 @registry.command(
