@@ -36,8 +36,9 @@ def wang_summary(engine: Engine) -> CustomerSummary:
 
 def test_followup_list_shows_wang_jie_38_days_over_her_25(chat: ChatDriver) -> None:
     reply = chat.say("今天该跟进谁")
-    assert "王姐 38天没订(平时25天)" in reply
+    assert "🟡王姐 38天没订(平时25天)" in reply
     assert reply.startswith("今天该跟进")
+    assert "王姐 38天没订(平时25天)" in reply.replace("🟡", "")
 
 
 def test_followup_list_variants_give_the_same_list(chat: ChatDriver) -> None:
@@ -220,3 +221,10 @@ def test_shop_time_decides_the_order_date(chat: ChatDriver) -> None:
     # 23:30 UTC on the 17th is 07:30 on the 18th in Shanghai: the order is the 18th's.
     chat.clock.current = chat.clock.current.replace(hour=23, minute=30) - timedelta(hours=0)
     assert "(6月18日)" in chat.say("王姐 2桶")
+
+
+def test_card_right_after_an_order_says_today(chat: ChatDriver) -> None:
+    chat.say("王姐 2桶")
+    card = chat.say("王姐")
+    assert "上次下单 6月17日,就是今天" in card
+    assert card.startswith("📇 王姐 · 正常")

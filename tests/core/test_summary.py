@@ -1,0 +1,192 @@
+"""CustomerSummary is rewritten in the same transaction as each order, and agrees with batch."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine, func
+from sqlmodel import col, select
+
+from app.clock import FixedClock
+from app.customers.models import Customer, CustomerSummary
+from app.customers.service import due_customers
+from app.db import read_session, write_session
+from app.orders.models import Order
+from app.orders.service import OrderError, record_order, refresh_summary
+from app.risk.stage import OrderPoint, StageRule, summarize_history
+from app.shops.models import Shop
+from tests.conftest import TEST_TODAY
+from tests.factories import add_orders, make_customer, make_shop
+
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+def summary_of(engine: Engine, customer: Customer) -> CustomerSummary:
+    with read_session(engine) as s:
+        found = s.get(CustomerSummary, customer.id)
+        assert found is not None
+        return found
+
+
+def test_each_order_updates_the_summary(engine: Engine, clock: FixedClock) -> None:
+    shop = make_shop(engine, clock)
+    wang = make_customer(engine, clock, shop, "王姐")
+    assert summary_of(engine, wang).order_count == 0
+    start = TEST_TODAY - timedelta(days=100)
+    add_orders(engine, clock, shop, wang, [start])
+    s1 = summary_of(engine, wang)
+    assert (s1.order_count, s1.last_order_on, s1.mean_interval_days) == (1, start, None)
+    add_orders(engine, clock, shop, wang, [start + timedelta(days=25)])
+    s2 = summary_of(engine, wang)
+    assert (s2.order_count, s2.mean_interval_days, s2.total_quantity) == (2, 25.0, 4)
+    assert s2.check_on == start + timedelta(days=25 + 38)
+
+
+def test_a_failed_transaction_leaves_order_and_summary_untouched(
+    engine: Engine, clock: FixedClock
+) -> None:
+    shop = make_shop(engine, clock)
+    wang = make_customer(engine, clock, shop, "王姐")
+    add_orders(engine, clock, shop, wang, [TEST_TODAY - timedelta(days=30)])
+    before = summary_of(engine, wang)
+    with pytest.raises(RuntimeError), write_session(engine) as s:
+        record_order(session=s, shop=shop, customer=wang, quantity=3, clock=clock)
+        raise RuntimeError("connection dropped before commit")
+    after = summary_of(engine, wang)
+    assert after.order_count == before.order_count
+    assert after.last_order_on == before.last_order_on
+    with read_session(engine) as s:
+        assert s.exec(select(func.count()).select_from(Order)).one() == 1
+
+
+def test_a_backdated_order_recomputes_from_all_orders(engine: Engine, clock: FixedClock) -> None:
+    shop = make_shop(engine, clock)
+    wang = make_customer(engine, clock, shop, "王姐")
+    d0 = TEST_TODAY - timedelta(days=60)
+    add_orders(engine, clock, shop, wang, [d0, d0 + timedelta(days=40)])
+    add_orders(engine, clock, shop, wang, [d0 + timedelta(days=20)])  # entered late
+    s = summary_of(engine, wang)
+    assert s.last_order_on == d0 + timedelta(days=40)
+    assert s.mean_interval_days == 20.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"quantity": 0}, "数量"), ({"quantity": 10_001}, "数量"), ({"amount_cents": -1}, "金额")],
+)
+def test_invalid_orders_are_refused(
+    engine: Engine, clock: FixedClock, kwargs: dict[str, int], message: str
+) -> None:
+    shop = make_shop(engine, clock)
+    wang = make_customer(engine, clock, shop, "王姐")
+    args = {"quantity": 1, **kwargs}
+    with pytest.raises(OrderError, match=message), write_session(engine) as s:
+        record_order(session=s, shop=shop, customer=wang, clock=clock, **args)
+
+
+def test_an_order_for_another_shops_customer_is_refused(engine: Engine, clock: FixedClock) -> None:
+    a = make_shop(engine, clock, slug="shop-a")
+    b = make_shop(engine, clock, slug="shop-b")
+    theirs = make_customer(engine, clock, b, "王姐")
+    with pytest.raises(OrderError, match="不属于"), write_session(engine) as s:
+        record_order(session=s, shop=a, customer=theirs, quantity=1, clock=clock)
+
+
+def test_online_summaries_match_the_batch_load_for_every_demo_customer(
+    engine: Engine, clock: FixedClock, demo_shop: Shop
+) -> None:
+    """The demo loader computes summaries in batch; recomputing online must agree exactly."""
+    fields = [
+        "first_order_on", "last_order_on", "order_count", "total_quantity",
+        "total_amount_cents", "last_quantity", "mean_interval_days", "median_interval_days",
+        "expected_interval_days", "check_on", "red_on", "lost_on", "stage",
+    ]  # fmt: skip
+    with read_session(engine) as s:
+        batch = {
+            row.customer_id: {f: getattr(row, f) for f in fields}
+            for row in s.exec(select(CustomerSummary))
+        }
+    assert len(batch) >= 290
+    with write_session(engine) as s:
+        for customer_id in batch:
+            refresh_summary(session=s, shop=demo_shop, customer_id=customer_id, clock=clock)
+    with read_session(engine) as s:
+        online = {
+            row.customer_id: {f: getattr(row, f) for f in fields}
+            for row in s.exec(select(CustomerSummary))
+        }
+    assert online == batch
+
+
+def test_due_query_matches_a_full_scan_of_the_rule(
+    engine: Engine, clock: FixedClock, demo_shop: Shop
+) -> None:
+    """The indexed "who is due" query returns exactly the quiet and at-risk customers."""
+    rule = StageRule.from_settings(demo_shop.settings)
+    with read_session(engine) as s:
+        due = {d.customer.name for d in due_customers(session=s, shop=demo_shop, today=TEST_TODAY)}
+        expected = set()
+        for customer in s.exec(select(Customer).where(Customer.shop_id == demo_shop.id)):
+            orders = s.exec(select(Order).where(Order.customer_id == customer.id)).all()
+            figures = summarize_history(
+                [OrderPoint(o.order_date, o.quantity, o.amount_cents) for o in orders], rule
+            )
+            if figures.check_on and figures.check_on <= TEST_TODAY < figures.lost_on:  # type: ignore[operator]
+                expected.add(customer.name)
+    assert due == expected
+    assert "王姐" in due
+
+
+def test_due_query_uses_the_shop_check_index(engine: Engine, demo_shop: Shop) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("EXPLAIN QUERY PLAN is SQLite's; PostgreSQL plans by statistics")
+    with engine.connect() as conn:
+        plan = " ".join(
+            str(r[-1])
+            for r in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT customer_id FROM customer_summary "
+                "WHERE shop_id = 1 AND check_on <= '2026-06-17'"
+            )
+        )
+    assert "ix_summary_shop_check" in plan
+
+
+def test_concurrent_orders_for_one_customer_all_count(engine: Engine, clock: FixedClock) -> None:
+    """Writers never deadlock or lose an update (BEGIN IMMEDIATE on SQLite, FOR UPDATE on PG)."""
+    shop = make_shop(engine, clock)
+    wang = make_customer(engine, clock, shop, "王姐")
+    errors: list[BaseException] = []
+    per_thread = 15
+
+    def writer(offset: int) -> None:
+        try:
+            for i in range(per_thread):
+                day = date(2026, 1, 1) + timedelta(days=offset * per_thread + i)
+                with write_session(engine) as s:
+                    customer = s.get(Customer, wang.id)
+                    assert customer is not None
+                    record_order(
+                        session=s,
+                        shop=shop,
+                        customer=customer,
+                        quantity=1,
+                        clock=clock,
+                        ordered_at=datetime.combine(day, time(10), tzinfo=TZ),
+                    )
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    s = summary_of(engine, wang)
+    assert s.order_count == 3 * per_thread
+    with read_session(engine) as session:
+        dates = session.exec(select(Order.order_date).order_by(col(Order.order_date))).all()
+    assert s.last_order_on == max(dates)
