@@ -7,6 +7,8 @@ import random
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from app.risk.season import SUMMER_MONTHS, spring_festival, spring_festival_window
+
 HOUSEHOLD = "household"
 OFFICE = "office"
 
@@ -34,33 +36,6 @@ SHOWCASE_LI = "3号楼李会计"
 SHOWCASE_ZHANG = "老张"
 WANG_DAYS_SILENT = 38
 
-# First day of the lunar year (正月初一). chinese_calendar only knows years it has official
-# holiday notices for, so a fixed table keeps the simulator usable for any demo date.
-_SPRING_FESTIVAL: dict[int, date] = {
-    2015: date(2015, 2, 19),
-    2016: date(2016, 2, 8),
-    2017: date(2017, 1, 28),
-    2018: date(2018, 2, 16),
-    2019: date(2019, 2, 5),
-    2020: date(2020, 1, 25),
-    2021: date(2021, 2, 12),
-    2022: date(2022, 2, 1),
-    2023: date(2023, 1, 22),
-    2024: date(2024, 2, 10),
-    2025: date(2025, 1, 29),
-    2026: date(2026, 2, 17),
-    2027: date(2027, 2, 6),
-    2028: date(2028, 1, 26),
-    2029: date(2029, 2, 13),
-    2030: date(2030, 2, 3),
-    2031: date(2031, 1, 23),
-    2032: date(2032, 2, 11),
-    2033: date(2033, 1, 31),
-    2034: date(2034, 2, 19),
-    2035: date(2035, 2, 8),
-}
-
-SUMMER_MONTHS = frozenset({6, 7, 8})
 
 
 @dataclass(frozen=True)
@@ -95,18 +70,6 @@ class DemoData:
     customers: tuple[DemoCustomer, ...]
     orders: tuple[DemoOrder, ...]
     as_of: date
-
-
-def spring_festival(year: int) -> date:
-    """Return 春节 (lunar new year's day) of ``year``."""
-    # Outside the table, early February is a harmless approximation for demo data.
-    return _SPRING_FESTIVAL.get(year, date(year, 2, 5))
-
-
-def spring_festival_window(year: int) -> tuple[date, date]:
-    """Return the inclusive span around 春节 in which offices are closed and order nothing."""
-    day = spring_festival(year)
-    return day - timedelta(days=5), day + timedelta(days=9)
 
 
 def in_spring_festival_window(day: date) -> bool:

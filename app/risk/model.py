@@ -1,0 +1,224 @@
+"""The churn model: each customer's own rhythm, shrunk toward the shop's, plus a chance of leaving.
+
+A customer's gaps between purchase days (in seasonally adjusted days) are log-normal with
+their own centre and spread. Few orders borrow strength from the shop's customers
+(normal-normal shrinkage of the centre, a pooled prior for the spread), so a second order
+already gives a usable rhythm and a regular weekly customer is told apart from an erratic
+one. After each purchase a customer may leave for good with probability p (fitted per shop
+by maximum likelihood, raised by warning signals). Then, t days into the current gap:
+
+    P(alive)               = (1-p) S(t) / (p + (1-p) S(t))
+    P(no order within h)   = (p + (1-p) S(t+h)) / (p + (1-p) S(t))
+
+where S is the survival function of the customer's gap. A very regular customer who is
+late has a tiny S(t) and is flagged quickly; an erratic one is given time. p itself varies
+between customers (Beta-distributed); one who stayed through many purchases is trusted more.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy.optimize import minimize
+from scipy.special import betaln, expit, logit, ndtr
+
+from app.risk.history import CustomerFigures
+
+F64 = npt.NDArray[np.float64]
+
+PRIOR_DF = 2.0  # how many gaps' worth of weight the shop's spread carries for one customer
+MIN_SIGMA2 = 0.004  # spread floor: even a clockwork customer varies by a few percent
+MIN_FIT_CUSTOMERS = 10
+FIT_SAMPLE = 50_000
+
+
+@dataclass(frozen=True)
+class ShopPriors:
+    """What the shop's customers as a whole say; stored per shop, used for every customer."""
+
+    @property
+    def dropout(self) -> float:
+        """Mean per-purchase probability of leaving across the shop's customers."""
+        return self.dropout_a / (self.dropout_a + self.dropout_b)
+
+    mu0: float  # mean log gap across customers
+    tau2: float  # between-customer variance of the log-gap centre
+    sigma2: float  # typical within-customer variance of log gaps
+    dropout_a: float  # Beta(a, b) prior on the per-purchase probability of leaving
+    dropout_b: float
+    aov: float  # shop-wide mean value of a purchase day
+    summer_rate: float = 1.0
+    festival_rate: float = 1.0
+    n_customers: int = 0
+    # Platt map logit(p') = calib_a + calib_b logit(p), fitted on the shop's own past.
+    calib_a: float = 0.0
+    calib_b: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ShopPriors:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+def fit_rhythm_priors(
+    fig: CustomerFigures, default_interval_days: float
+) -> tuple[float, float, float]:
+    """(mu0, tau2, sigma2) by the method of moments.
+
+    The within-customer spread comes from customers with 3+ gaps (enough to measure it);
+    the centre and the between-customer spread from everyone with a gap, so that frequent
+    buyers alone do not make the shop's typical rhythm look faster than it is.
+    """
+    rich = fig.gap_count >= 3
+    some = fig.gap_count >= 1
+    if int(rich.sum()) < MIN_FIT_CUSTOMERS:
+        return math.log(default_interval_days), 0.25, 0.25
+    sigma2 = max(float(np.median(fig.log_gap_var[rich])), MIN_SIGMA2)
+    means = fig.log_gap_mean[some]
+    counts = fig.gap_count[some].astype(np.float64)
+    mu0 = float(np.median(means))
+    # Spread of customer centres minus what sampling noise alone would give.
+    tau2 = max(float(np.var(means) - np.mean(sigma2 / counts)), 0.02)
+    return mu0, tau2, sigma2
+
+
+@dataclass(frozen=True)
+class Rhythm:
+    """Per-customer posterior rhythm (arrays)."""
+
+    mu: F64  # posterior mean log gap
+    sigma2: F64  # within-customer variance
+    predictive_sd: F64  # sd of the next log gap: spread plus uncertainty about the centre
+    mean_gap: F64  # expected gap, effective days
+
+
+def posterior_rhythm(fig: CustomerFigures, mu0: float, tau2: float, sigma2: float) -> Rhythm:
+    """Shrink each customer's log-gap centre and spread toward the shop's."""
+    n = fig.gap_count.astype(np.float64)
+    own_var = np.where(np.isnan(fig.log_gap_var), sigma2, fig.log_gap_var)
+    dof = np.maximum(n - 1.0, 0.0)
+    s2 = np.maximum((PRIOR_DF * sigma2 + dof * own_var) / (PRIOR_DF + dof), MIN_SIGMA2)
+    own_mean = np.where(n > 0, fig.log_gap_mean, 0.0)
+    precision = 1.0 / tau2 + n / s2
+    mu = (mu0 / tau2 + n * own_mean / s2) / precision
+    predictive_sd = np.sqrt(s2 + 1.0 / precision)
+    mean_gap = np.exp(mu + predictive_sd**2 / 2)
+    return Rhythm(mu=mu, sigma2=s2, predictive_sd=predictive_sd, mean_gap=mean_gap)
+
+
+def survival(t: F64, rhythm: Rhythm) -> F64:
+    """P(gap > t) for effective days t (1 for t <= 0)."""
+    with np.errstate(divide="ignore"):
+        z = (np.log(np.maximum(t, 1e-9)) - rhythm.mu) / rhythm.predictive_sd
+    result: F64 = np.where(t <= 0, 1.0, ndtr(-z))
+    return result
+
+
+def leave_odds(a: float, b: float, n_days: npt.NDArray[np.int64], offset: F64) -> F64:
+    """Odds that the customer left after the last purchase, given they stayed after n-1.
+
+    With p ~ Beta(a, b), surviving n-1 purchases makes p's posterior Beta(a, b+n-1), and
+    P(alive) = S / (a/(b+n-1) + S): loyal customers earn patience, as in BG/NBD. Warning
+    signals multiply these odds.
+    """
+    survived = np.maximum(n_days - 1, 0).astype(np.float64)
+    result: F64 = a / (b + survived) * np.exp(offset)
+    return result
+
+
+def fit_dropout(
+    fig: CustomerFigures, rhythm: Rhythm, t_now: F64, signal_logit: F64
+) -> tuple[float, float]:
+    """Maximum-likelihood Beta(a, b) for the per-purchase dropout, over the shop's buyers.
+
+    Each buyer's likelihood, p integrated out: B(a, b+n)/B(a, b) * (odds + S(t_now)).
+    """
+    buyers = fig.n_days > 0
+    count = int(buyers.sum())
+    if count < MIN_FIT_CUSTOMERS:
+        return 0.5, 10.0
+    if count > FIT_SAMPLE:
+        # Two parameters are pinned down by 50k customers; an even stride keeps it deterministic.
+        chosen = np.flatnonzero(buyers)[:: count // FIT_SAMPLE]
+        buyers = np.zeros_like(buyers)
+        buyers[chosen] = True
+    n = fig.n_days[buyers].astype(np.float64)
+    s_now = survival(t_now[buyers], _take(rhythm, buyers))
+    offset = signal_logit[buyers]
+
+    def negative_log_likelihood(params: npt.NDArray[np.float64]) -> float:
+        a, b = np.exp(params)
+        odds = a / (b + n - 1) * np.exp(offset)
+        ll = betaln(a, b + n) - betaln(a, b) + np.log(odds + s_now)
+        return -float(ll.sum())
+
+    best = minimize(
+        negative_log_likelihood, x0=np.log([0.5, 5.0]), method="L-BFGS-B",
+        bounds=[(math.log(1e-3), math.log(1e3)), (math.log(1e-2), math.log(1e5))],
+    )  # fmt: skip
+    a, b = np.exp(best.x)
+    return float(a), float(b)
+
+
+def _take(rhythm: Rhythm, mask: npt.NDArray[np.bool_]) -> Rhythm:
+    return Rhythm(
+        mu=rhythm.mu[mask],
+        sigma2=rhythm.sigma2[mask],
+        predictive_sd=rhythm.predictive_sd[mask],
+        mean_gap=rhythm.mean_gap[mask],
+    )
+
+
+def churn_probability(t_now: F64, horizon: F64, rhythm: Rhythm, odds: F64) -> tuple[F64, F64]:
+    """(P(no order within horizon), P(alive)) at t_now effective days into the gap."""
+    s_now = survival(t_now, rhythm)
+    s_later = survival(t_now + horizon, rhythm)
+    denominator = odds + s_now
+    p_alive = s_now / denominator
+    churn = (odds + s_later) / denominator
+    return np.clip(churn, 0.0, 1.0), np.clip(p_alive, 0.0, 1.0)
+
+
+def expected_orders(horizon: F64, rhythm: Rhythm, p: F64) -> F64:
+    """Purchase days expected within `horizon` from a customer who stays at their rhythm."""
+    cycles = horizon / rhythm.mean_gap
+    with np.errstate(divide="ignore", invalid="ignore"):
+        geometric = (1 - np.power(1 - p, cycles)) / p
+    result: F64 = np.where(p < 1e-9, cycles, geometric)
+    return result
+
+
+def fit_platt(raw: F64, outcome: npt.NDArray[np.bool_]) -> tuple[float, float]:
+    """Logistic recalibration (a, b), gently held toward the identity (0, 1)."""
+    x = logit(np.clip(raw, 1e-6, 1 - 1e-6))
+    y = outcome.astype(np.float64)
+    if x.size < 50 or y.min() == y.max():
+        return 0.0, 1.0
+    identity = np.array([0.0, 1.0])
+
+    def penalised_nll(params: F64) -> tuple[float, F64]:
+        z = params[0] + params[1] * x
+        # log(1 + e^z) - y z, computed stably
+        nll = float(np.sum(np.logaddexp(0.0, z) - y * z))
+        residual = expit(z) - y
+        grad = np.array([residual.sum(), (residual * x).sum()])
+        pull = params - identity  # a weak prior keeps tiny shops sane
+        return nll + 0.5 * float(pull @ pull), grad + pull
+
+    best = minimize(
+        penalised_nll, identity, jac=True, method="L-BFGS-B", bounds=[(-5.0, 5.0), (0.2, 5.0)]
+    )
+    return float(best.x[0]), float(best.x[1])
+
+
+def apply_platt(raw: F64, a: float, b: float) -> F64:
+    if a == 0.0 and b == 1.0:
+        return raw
+    result: F64 = expit(a + b * logit(np.clip(raw, 1e-9, 1 - 1e-9)))
+    return result
