@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
@@ -51,11 +52,22 @@ class CustomerSummary(SQLModel, table=True):
     total_quantity: int = 0
     total_amount_cents: int = 0
     last_quantity: int | None = None
+    # The plain average gap between purchase days, as the owner's spreadsheet computes it.
     mean_interval_days: float | None = None
-    median_interval_days: float | None = None
-    # The interval the stage rule uses (the customer's own, or the shop default when too few).
+    # The engine's usual interval: the customer's own rhythm, seasonally adjusted and shrunk
+    # toward the shop's when there are few orders.
     expected_interval_days: float | None = None
     stage: str = Field(default="new", max_length=16)
+    churn_probability: float | None = None  # P(no order within the shop's horizon)
+    p_alive: float | None = None
+    clv_cents: int = 0  # expected value over the next year
+    retained_value_cents: int = 0  # value over the next year if the customer stays
+    value_at_risk_cents: int = 0  # retained value x churn probability
+    # Fired signals with their figures: [{"code", "level", "figures"}].
+    findings: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    assessed_on: date | None = None
     # First day the customer counts as quiet (yellow), at risk (red), and lost.
     check_on: date | None = None
     red_on: date | None = None

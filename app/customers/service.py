@@ -11,7 +11,7 @@ from app.clock import Clock
 from app.customers.models import Customer, CustomerSummary
 from app.events.service import log_event
 from app.orders.models import Order
-from app.risk.stage import STAGE_LABELS, Stage, StageRule, overdue_ratio, stage_on
+from app.risk.assess import STAGE_LABELS, Stage, stage_on
 from app.shops.models import Shop
 
 
@@ -27,10 +27,6 @@ def mask_phone(phone: str | None) -> str:
     if len(digits) < 7:
         return "*" * len(digits)
     return f"{digits[:3]}****{digits[-4:]}"
-
-
-def stage_rule_for(shop: Shop) -> StageRule:
-    return StageRule.from_settings(shop.settings)
 
 
 def create_customer(
@@ -80,27 +76,15 @@ def create_customer(
 
 def find_customers(*, session: Session, shop: Shop, query: str, limit: int = 5) -> list[Customer]:
     """Customers the owner may mean by `query`: exact name/alias first, then containment."""
-    query = query.strip()
-    if not query:
-        return []
-    exact = list(
-        session.exec(select(Customer).where(Customer.shop_id == shop.id, Customer.name == query))
-    )
-    if exact:
-        return exact[:limit]
-    # Aliases live in a JSON list; shops hold hundreds to a few thousand customers, and the
-    # name index already failed, so scan this shop's rows once in Python.
-    candidates = list(
-        session.exec(
-            select(Customer).where(Customer.shop_id == shop.id, Customer.status != "forgotten")
-        )
-    )
-    by_alias = [c for c in candidates if query in c.aliases]
-    if by_alias:
-        return by_alias[:limit]
-    contains = [c for c in candidates if query in c.name or (len(c.name) >= 2 and c.name in query)]
-    contains.sort(key=lambda c: (abs(len(c.name) - len(query)), c.id or 0))
-    return contains[:limit]
+    # Tiers (exact, alias, phone tail, pinyin, containment/address, fuzzy): see matching.py.
+    from app.customers.matching import match_customers
+
+    found: list[Customer] = []
+    for match in match_customers(session=session, shop=shop, query=query)[:limit]:
+        customer = session.get(Customer, match.customer_id)
+        if customer is not None and customer.shop_id == shop.id:
+            found.append(customer)
+    return found
 
 
 @dataclass(frozen=True)
@@ -112,19 +96,16 @@ class DueCustomer:
     stage: Stage
     days_since_last: int
     expected_interval_days: float
-    overdue_ratio: float
-    yearly_value_cents: int
+    churn_probability: float
+    value_at_risk_cents: int
 
     @property
     def stage_label(self) -> str:
         return STAGE_LABELS[self.stage]
 
-
-def _yearly_value_cents(summary: CustomerSummary) -> int:
-    if not summary.order_count or not summary.expected_interval_days:
-        return 0
-    per_order = summary.total_amount_cents / summary.order_count
-    return round(per_order * 365 / summary.expected_interval_days)
+    @property
+    def overdue_ratio(self) -> float:
+        return self.days_since_last / self.expected_interval_days
 
 
 def due_customers(*, session: Session, shop: Shop, today: date) -> list[DueCustomer]:
@@ -145,8 +126,11 @@ def due_customers(*, session: Session, shop: Shop, today: date) -> list[DueCusto
             continue
         assert summary.last_order_on is not None and summary.expected_interval_days
         stage = stage_on(
-            check_on=summary.check_on, red_on=summary.red_on, lost_on=summary.lost_on, today=today
-        )
+            stored=summary.stage, check_on=summary.check_on, red_on=summary.red_on,
+            lost_on=summary.lost_on, today=today,
+        )  # fmt: skip
+        if stage not in (Stage.QUIET, Stage.AT_RISK):
+            continue
         due.append(
             DueCustomer(
                 customer=customer,
@@ -154,16 +138,12 @@ def due_customers(*, session: Session, shop: Shop, today: date) -> list[DueCusto
                 stage=stage,
                 days_since_last=(today - summary.last_order_on).days,
                 expected_interval_days=summary.expected_interval_days,
-                overdue_ratio=overdue_ratio(
-                    last_order_on=summary.last_order_on,
-                    expected_interval_days=summary.expected_interval_days,
-                    today=today,
-                ),
-                yearly_value_cents=_yearly_value_cents(summary),
+                churn_probability=summary.churn_probability or 0.0,
+                value_at_risk_cents=summary.value_at_risk_cents,
             )
         )
-    # Red before yellow; within a stage, the customer worth most per year first.
-    due.sort(key=lambda d: (d.stage != Stage.AT_RISK, -d.yearly_value_cents, d.customer.id or 0))
+    # What inaction costs first: value at risk, then red before yellow.
+    due.sort(key=lambda d: (-d.value_at_risk_cents, d.stage != Stage.AT_RISK, d.customer.id or 0))
     return due
 
 
@@ -203,7 +183,11 @@ def customer_card(*, session: Session, customer: Customer, today: date) -> Custo
         customer=customer,
         summary=summary,
         stage=stage_on(
-            check_on=summary.check_on, red_on=summary.red_on, lost_on=summary.lost_on, today=today
+            stored=summary.stage,
+            check_on=summary.check_on,
+            red_on=summary.red_on,
+            lost_on=summary.lost_on,
+            today=today,
         ),
         days_since_last=(today - summary.last_order_on).days if summary.last_order_on else None,
         recent_orders=recent,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,11 +10,11 @@ from sqlalchemy import Engine, insert
 from sqlmodel import select
 
 from app.clock import Clock, local_today
-from app.customers.models import Customer, CustomerSummary
+from app.customers.models import Customer
+from app.customers.risk import rescore_shop
 from app.db import write_session
 from app.demo.simulator import simulate_water_station
 from app.orders.models import Order
-from app.risk.stage import OrderPoint, StageRule, stage_on, summarize_history
 from app.shops.models import Shop
 from app.shops.service import create_shop
 
@@ -52,7 +51,6 @@ def load_demo(*, engine: Engine, clock: Clock, seed: int = 7) -> tuple[Shop, boo
         session.add_all(customers.values())
         session.flush()  # one batched INSERT ... RETURNING gives every id
         ids = {key: c.id for key, c in customers.items() if c.id is not None}
-        points: dict[int, list[OrderPoint]] = defaultdict(list)
         order_rows: list[dict[str, Any]] = []
         for demo_order in data.orders:
             customer_id = ids[demo_order.customer_key]
@@ -70,30 +68,8 @@ def load_demo(*, engine: Engine, clock: Clock, seed: int = 7) -> tuple[Shop, boo
                     "created_at": now,
                 }
             )
-            points[customer_id].append(
-                OrderPoint(demo_order.order_date, demo_order.quantity, demo_order.amount_cents)
-            )
         # Core executemany: building ~10k ORM objects costs seconds, this costs milliseconds.
         session.execute(insert(Order), order_rows)
-        # The same pure function the online path runs after each order, so both agree.
-        rule = StageRule.from_settings(shop.settings)
-        summary_rows: list[dict[str, Any]] = []
-        for customer_id in ids.values():
-            figures = summarize_history(points[customer_id], rule)
-            stage = stage_on(
-                check_on=figures.check_on,
-                red_on=figures.red_on,
-                lost_on=figures.lost_on,
-                today=today,
-            )
-            summary_rows.append(
-                {
-                    "customer_id": customer_id,
-                    "shop_id": shop.id,
-                    "stage": stage.value,
-                    "updated_at": now,
-                    **vars(figures),
-                }
-            )
-        session.execute(insert(CustomerSummary), summary_rows)
+        # Fit the shop's priors on its history and assess every customer, as nightly.
+        rescore_shop(session=session, shop=shop, clock=clock)
         return shop, True

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from app.clock import Clock
 from app.customers.models import Customer, CustomerSummary
+from app.customers.risk import refresh_customer
 from app.orders.models import Order
-from app.risk.stage import OrderPoint, StageRule, stage_on, summarize_history
 from app.shops.models import Shop
 
 
@@ -72,30 +72,5 @@ def record_order(
 def refresh_summary(
     *, session: Session, shop: Shop, customer_id: int, clock: Clock
 ) -> CustomerSummary:
-    """Recompute one customer's summary from their orders (locks the row on PostgreSQL)."""
-    summary = session.exec(
-        select(CustomerSummary).where(CustomerSummary.customer_id == customer_id).with_for_update()
-    ).first()
-    now = clock.now()
-    if summary is None:
-        assert shop.id is not None
-        summary = CustomerSummary(customer_id=customer_id, shop_id=shop.id, updated_at=now)
-    points = [
-        OrderPoint(order_date=d, quantity=q, amount_cents=a)
-        for d, q, a in session.exec(
-            select(col(Order.order_date), col(Order.quantity), col(Order.amount_cents))
-            .where(Order.customer_id == customer_id)
-            .order_by(col(Order.order_date))
-        )
-    ]
-    figures = summarize_history(points, StageRule.from_settings(shop.settings))
-    for field, value in vars(figures).items():
-        setattr(summary, field, value)
-    today = now.astimezone(ZoneInfo(shop.timezone)).date()
-    summary.stage = stage_on(
-        check_on=figures.check_on, red_on=figures.red_on, lost_on=figures.lost_on, today=today
-    ).value
-    summary.updated_at = now
-    session.add(summary)
-    session.flush()
-    return summary
+    """Reassess one customer in the caller's transaction (locks the row on PostgreSQL)."""
+    return refresh_customer(session=session, shop=shop, customer_id=customer_id, clock=clock)

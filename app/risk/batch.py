@@ -15,7 +15,7 @@ import numpy.typing as npt
 from scipy.special import expit, logit, ndtri
 
 from app.risk.config import RiskConfig
-from app.risk.history import OrderArrays, reduce_history
+from app.risk.history import CustomerFigures, OrderArrays, reduce_history
 from app.risk.model import (
     ShopPriors,
     apply_platt,
@@ -36,6 +36,7 @@ from app.risk.season import (
     from_epoch_day,
 )
 from app.risk.signals import (
+    EVENT_SIGNAL_MASK,
     EventFacts,
     Level,
     bit,
@@ -81,6 +82,8 @@ class ScoreArrays:
     check_day: I64  # first day yellow, absent news (NO_DAY when no orders)
     red_day: I64
     lost_day: I64
+    figures: CustomerFigures  # the history reductions behind the signals
+    facts: EventFacts
 
     def stage_name(self, i: int) -> str:
         return STAGES[int(self.stage[i])]
@@ -257,8 +260,10 @@ def score_arrays(
     # Interval stretch as signals too, so every alert lists its reason.
     mask |= np.where(bought & (today >= check_day), bit("interval_stretch"), 0)
     mask |= np.where(bought & (today >= red_day), bit("interval_stretch_red"), 0)
-    level = max_level(mask & ~bit("recently_recalled"))
     # Recorded warnings (a complaint, a deleted contact) alert at once, whatever the rhythm.
+    # Smaller or rarer orders only raise the probability: alone they are no reason to call
+    # someone who ordered yesterday.
+    level = max_level(mask & EVENT_SIGNAL_MASK)
     check_day = np.where(level >= Level.YELLOW, np.minimum(check_day, today), check_day)
     red_day = np.where(level >= Level.RED, np.minimum(red_day, today), red_day)
     lost_day = np.where(level >= Level.LOST, np.minimum(lost_day, today), lost_day)
@@ -301,4 +306,6 @@ def score_arrays(
         check_day=check_day.astype(np.int64),
         red_day=red_day.astype(np.int64),
         lost_day=lost_day.astype(np.int64),
+        figures=fig,
+        facts=facts,
     )

@@ -73,6 +73,7 @@ class CustomerFigures:
     mean_gap_days: F64  # plain mean of calendar gaps (the owner's "average interval")
     last_gap_days: F64  # the most recent completed gap, calendar days; nan without gaps
     earlier_gap_mean: F64  # mean calendar gap before the last two; nan if too few
+    last_quantity: F64  # quantity on the last purchase day; nan without orders
     recent_quantity: F64  # mean quantity of the last two purchase days
     earlier_quantity: F64  # mean quantity of the purchase days before those
     recent_amount: F64
@@ -163,11 +164,13 @@ def reduce_history(
             earlier_gap = (gap_sum - last_gap - prev) / (gap_count - 2)
         earlier_gap[gap_count < 4] = np.nan
 
+    last_quantity = np.full(n, np.nan)
     recent_q, earlier_q = np.full(n, np.nan), np.full(n, np.nan)
     recent_a, earlier_a = np.full(n, np.nan), np.full(n, np.nan)
     if p_customer.size:
         last_q, last_a = np.zeros(n), np.zeros(n)
         last_q[owners], last_a[owners] = p_qty[seg_ends], p_amt[seg_ends]
+        last_quantity[owners] = p_qty[seg_ends]
         prev_q, prev_a = np.zeros(n), np.zeros(n)
         multi = seg_ends > seg_starts
         prev_q[owners[multi]] = p_qty[seg_ends[multi] - 1]
@@ -198,6 +201,7 @@ def reduce_history(
         mean_gap_days=np.where(gap_count > 0, mean_gap, np.nan),
         last_gap_days=last_gap,
         earlier_gap_mean=earlier_gap,
+        last_quantity=last_quantity,
         recent_quantity=recent_q,
         earlier_quantity=earlier_q,
         recent_amount=recent_a,

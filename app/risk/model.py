@@ -116,7 +116,8 @@ def survival(t: F64, rhythm: Rhythm) -> F64:
     """P(gap > t) for effective days t (1 for t <= 0)."""
     with np.errstate(divide="ignore"):
         z = (np.log(np.maximum(t, 1e-9)) - rhythm.mu) / rhythm.predictive_sd
-    result: F64 = np.where(t <= 0, 1.0, ndtr(-z))
+    tail = ndtr(-z)
+    result: F64 = np.where(t <= 0, 1.0, tail)
     return result
 
 

@@ -52,6 +52,18 @@ SIGNALS: tuple[SignalSpec, ...] = (
     SignalSpec("recently_recalled", 15, Level.YELLOW, "刚挽回,重点关注"),
 )
 BY_CODE = {s.code: s for s in SIGNALS}
+# Signals from the owner's records that alert at once (recently_recalled only tightens).
+EVENT_SIGNAL_MASK = np.int64(
+    sum(
+        1 << s.bit
+        for s in SIGNALS
+        if s.code
+        not in {
+            "interval_stretch", "interval_stretch_red", "size_drop", "frequency_drop",
+            "ticket_drop", "recently_recalled",
+        }
+    )
+)  # fmt: skip
 
 SIZE_DROP_RATIO = 0.6  # 2 buckets -> 1 is 0.5
 FREQUENCY_DROP_RATIO = 1.8  # last gap at least 1.8x the earlier average

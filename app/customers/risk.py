@@ -1,0 +1,248 @@
+"""The risk engine against the database: shop priors, whole-shop rescoring, one-customer refresh.
+
+`rescore_shop` fits the shop's priors on all its orders and rewrites every summary (at demo
+load, nightly, or when the priors are missing). `refresh_customer` reassesses one customer
+with the stored priors, in the caller's transaction, after each order or event.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from app.clock import Clock, local_today
+from app.customers.models import Customer, CustomerSummary
+from app.events.models import Event
+from app.orders.models import Order
+from app.risk.assess import Assessment, OrderFact, assess_customer, assessment_at
+from app.risk.batch import score_arrays
+from app.risk.config import RiskConfig
+from app.risk.events import EventPoint, customer_facts, facts_array
+from app.risk.history import OrderArrays
+from app.risk.model import ShopPriors
+from app.risk.season import epoch_day
+from app.shops.models import Shop
+
+PRIORS_KEY = "risk_priors"
+# Event kinds the engine reads; others (notes, customer_created) never change an assessment.
+RISK_EVENT_KINDS = (
+    "interaction", "outreach", "outcome", "pause", "complaint", "complaint_resolved",
+    "satisfaction", "tickets", "deposit", "contact_deleted", "undo",
+)  # fmt: skip
+
+
+def risk_config(shop: Shop) -> RiskConfig:
+    return RiskConfig.from_settings(shop.settings)
+
+
+def stored_priors(shop: Shop) -> ShopPriors | None:
+    data = shop.settings.get(PRIORS_KEY)
+    return ShopPriors.from_dict(data) if isinstance(data, dict) else None
+
+
+def _cents(yuan: float) -> int:
+    return round(yuan * 100)
+
+
+def _apply(summary: CustomerSummary, a: Assessment, *, first: date | None, last: date | None,
+           total_quantity: float, total_amount: float, last_quantity: float | None,
+           today: date, clock: Clock) -> None:  # fmt: skip
+    summary.first_order_on = first
+    summary.last_order_on = last
+    summary.order_count = a.n_orders
+    summary.total_quantity = round(total_quantity)
+    summary.total_amount_cents = _cents(total_amount)
+    summary.last_quantity = None if last_quantity is None else round(last_quantity)
+    summary.mean_interval_days = a.mean_gap_days
+    summary.expected_interval_days = a.expected_interval_days
+    summary.stage = a.stage
+    summary.churn_probability = a.churn_probability
+    summary.p_alive = a.p_alive
+    summary.clv_cents = _cents(a.clv)
+    summary.retained_value_cents = _cents(a.retained_value)
+    summary.value_at_risk_cents = _cents(a.value_at_risk)
+    summary.findings = [f.to_dict() for f in a.findings]
+    summary.check_on, summary.red_on, summary.lost_on = a.check_on, a.red_on, a.lost_on
+    summary.assessed_on = today
+    summary.updated_at = clock.now()
+
+
+def _event_point(event: Event, tz: ZoneInfo) -> EventPoint:
+    assert event.id is not None
+    return EventPoint(
+        id=event.id, kind=event.kind, day=event.occurred_at.astimezone(tz).date(), data=event.data
+    )
+
+
+def refresh_customer(
+    *, session: Session, shop: Shop, customer_id: int, clock: Clock
+) -> CustomerSummary:
+    """Reassess one customer now; locks their summary row on PostgreSQL."""
+    priors = stored_priors(shop)
+    if priors is None:
+        rescore_shop(session=session, shop=shop, clock=clock)
+        priors = stored_priors(shop)
+        assert priors is not None
+    tz = ZoneInfo(shop.timezone)
+    today = local_today(clock, shop.timezone)
+    summary = session.exec(
+        select(CustomerSummary).where(CustomerSummary.customer_id == customer_id).with_for_update()
+    ).first()
+    if summary is None:
+        assert shop.id is not None
+        summary = CustomerSummary(customer_id=customer_id, shop_id=shop.id, updated_at=clock.now())
+    rows = session.exec(
+        select(col(Order.order_date), col(Order.quantity), col(Order.amount_cents)).where(
+            Order.customer_id == customer_id
+        )
+    ).all()
+    orders = [OrderFact(day=d, quantity=float(q), amount=(a or 0) / 100) for d, q, a in rows]
+    events = [
+        _event_point(e, tz)
+        for e in session.exec(
+            select(Event).where(
+                Event.customer_id == customer_id, col(Event.kind).in_(RISK_EVENT_KINDS)
+            )
+        )
+    ]
+    assessment = assess_customer(
+        orders, events, priors=priors, config=risk_config(shop), as_of=today
+    )
+    known = [o for o in orders if o.day <= today]
+    last = max((o.day for o in known), default=None)
+    _apply(
+        summary,
+        assessment,
+        first=min((o.day for o in known), default=None),
+        last=last,
+        total_quantity=sum(o.quantity for o in known),
+        total_amount=sum(o.amount for o in known),
+        last_quantity=sum(o.quantity for o in known if o.day == last) if last else None,
+        today=today,
+        clock=clock,
+    )
+    session.add(summary)
+    session.flush()
+    return summary
+
+
+def rescore_shop(*, session: Session, shop: Shop, clock: Clock) -> ShopPriors:
+    """Fit the shop's priors on its whole history and rewrite every customer's summary."""
+    assert shop.id is not None
+    tz = ZoneInfo(shop.timezone)
+    today = local_today(clock, shop.timezone)
+    customer_ids = [
+        cid
+        for cid in session.exec(
+            select(Customer.id).where(Customer.shop_id == shop.id).order_by(col(Customer.id))
+        )
+        if cid is not None
+    ]
+    index = {cid: i for i, cid in enumerate(customer_ids)}
+    rows = session.exec(
+        select(
+            col(Order.customer_id), col(Order.order_date), col(Order.quantity),
+            col(Order.amount_cents),
+        ).where(Order.shop_id == shop.id)
+    ).all()  # fmt: skip
+    orders = OrderArrays(
+        customer=np.array([index[r[0]] for r in rows], dtype=np.int64),
+        day=np.array([epoch_day(r[1]) for r in rows], dtype=np.int64),
+        quantity=np.array([float(r[2]) for r in rows], dtype=np.float64),
+        amount=np.array([(r[3] or 0) / 100 for r in rows], dtype=np.float64),
+        n_customers=len(customer_ids),
+    )
+    per_customer: dict[int, list[EventPoint]] = defaultdict(list)
+    for event in session.exec(
+        select(Event).where(Event.shop_id == shop.id, col(Event.kind).in_(RISK_EVENT_KINDS))
+    ):
+        if event.customer_id is not None and event.customer_id in index:
+            per_customer[event.customer_id].append(_event_point(event, tz))
+    config = risk_config(shop)
+    # Fit on orders alone, then score with the fitted priors exactly as the online path does.
+    priors = score_arrays(orders, as_of=today, config=config).priors
+    last_days = np.full(len(customer_ids), -1, dtype=np.int64)
+    np.maximum.at(
+        last_days, orders.customer, np.where(orders.day <= epoch_day(today), orders.day, -1)
+    )
+    facts = facts_array(
+        [
+            customer_facts(
+                per_customer.get(cid, []),
+                last_order=None if last_days[i] < 0 else _from_epoch(int(last_days[i])),
+                today=today,
+            )
+            for i, cid in enumerate(customer_ids)
+        ]
+    )
+    scores = score_arrays(orders, as_of=today, config=config, priors=priors, facts=facts)
+    shop.settings = {
+        **shop.settings,
+        PRIORS_KEY: {**priors.to_dict(), "fitted_on": today.isoformat()},
+    }
+    session.add(shop)
+    summaries = {
+        s.customer_id: s
+        for s in session.exec(select(CustomerSummary).where(CustomerSummary.shop_id == shop.id))
+    }
+    fig = scores.figures
+    updates: list[dict[str, Any]] = []
+    for i, cid in enumerate(customer_ids):
+        summary = summaries.get(cid) or CustomerSummary(
+            customer_id=cid, shop_id=shop.id, updated_at=clock.now()
+        )
+        assessment = assessment_at(scores, i)
+        first_day, last_day = int(scores.first_day[i]), int(scores.last_day[i])
+        _apply(
+            summary,
+            assessment,
+            first=None if first_day < 0 else _from_epoch(first_day),
+            last=None if last_day < 0 else _from_epoch(last_day),
+            total_quantity=float(scores.total_quantity[i]),
+            total_amount=float(scores.total_amount[i]),
+            last_quantity=None if np.isnan(fig.last_quantity[i]) else float(fig.last_quantity[i]),
+            today=today,
+            clock=clock,
+        )
+        if cid in summaries:
+            updates.append(summary.model_dump())
+        else:
+            session.add(summary)
+    if updates:
+        # One executemany instead of a flush of thousands of dirty objects.
+        for summary in summaries.values():
+            session.expunge(summary)
+        session.execute(update(CustomerSummary), updates)
+    _assign_value_classes(
+        session=session, shop=shop, retained=scores.retained_value, ids=customer_ids
+    )
+    session.flush()
+    return priors
+
+
+def _from_epoch(day: int) -> date:
+    return date.fromordinal(date(1970, 1, 1).toordinal() + day)
+
+
+def _assign_value_classes(*, session: Session, shop: Shop, retained: Any, ids: list[int]) -> None:
+    """A (top 20 % by value if retained), B (next 30 %), C (the rest); D is the owner's call."""
+    if not ids:
+        return
+    order = np.argsort(-retained, kind="stable")
+    classes = np.full(len(ids), "C", dtype=object)
+    classes[order[: int(len(ids) * 0.2)]] = "A"
+    classes[order[int(len(ids) * 0.2) : int(len(ids) * 0.5)]] = "B"
+    for value_class in ("A", "B", "C"):
+        chosen = [ids[i] for i in np.flatnonzero(classes == value_class)]
+        if chosen:
+            session.execute(
+                update(Customer)
+                .where(col(Customer.id).in_(chosen), col(Customer.value_class) != "D")
+                .values(value_class=value_class)
+            )

@@ -1,0 +1,202 @@
+"""One customer's assessment, with every fired signal and the figures behind it.
+
+The online path: the same score_arrays as the batch, for a single customer with the
+shop's stored priors, so a test can prove both give the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+from app.risk.batch import NO_DAY, STAGES, ScoreArrays, score_arrays
+from app.risk.config import RiskConfig
+from app.risk.events import EventPoint, customer_facts, facts_array
+from app.risk.history import OrderArrays
+from app.risk.model import ShopPriors
+from app.risk.season import epoch_day, from_epoch_day
+from app.risk.signals import BY_CODE, Level, codes
+
+
+@dataclass(frozen=True)
+class OrderFact:
+    """What the engine needs of one order."""
+
+    day: date
+    quantity: float = 1.0
+    amount: float = 0.0  # yuan
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A fired signal: its code, level and the numbers that made it fire."""
+
+    code: str
+    level: str  # yellow | red | lost
+    label: str
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "level": self.level, "figures": self.figures}
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """Everything the product says about one customer on one day."""
+
+    stage: str
+    n_orders: int
+    days_since_last: int | None
+    expected_interval_days: float
+    mean_gap_days: float | None
+    overdue_ratio: float | None
+    churn_probability: float | None
+    p_alive: float | None
+    clv: float
+    retained_value: float
+    value_at_risk: float
+    check_on: date | None
+    red_on: date | None
+    lost_on: date | None
+    findings: tuple[Finding, ...]
+
+
+def _num(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def _day(value: int) -> date | None:
+    return None if value == NO_DAY else from_epoch_day(value)
+
+
+def findings_for(scores: ScoreArrays, i: int) -> tuple[Finding, ...]:
+    """The signals that fired for customer i, each with its figures."""
+    fig, facts = scores.figures, scores.facts
+    interval = round(float(scores.expected_interval_days[i]), 1)
+    days = scores.days_since_last[i]
+    figures: dict[str, dict[str, Any]] = {
+        "interval_stretch": {
+            "days_since_last": None if math.isnan(days) else int(days),
+            "interval": interval,
+            "ratio": round(float(scores.overdue_ratio[i]), 2),
+        },
+        "size_drop": {
+            "recent": round(float(fig.recent_quantity[i]), 1),
+            "earlier": round(float(fig.earlier_quantity[i]), 1),
+        },
+        "frequency_drop": {
+            "last_gap": _num(fig.last_gap_days[i]),
+            "earlier_gap": round(float(fig.earlier_gap_mean[i]), 1),
+        },
+        "ticket_drop": {
+            "recent": round(float(fig.recent_amount[i]), 2),
+            "earlier": round(float(fig.earlier_amount[i]), 2),
+        },
+        "ignored_2": {"streak": int(facts.ignored_streak[i])},
+        "ignored_4": {"streak": int(facts.ignored_streak[i])},
+        "low_satisfaction": {"score": _num(facts.satisfaction[i])},
+        "tickets_running_out": {"balance": _num(facts.ticket_balance[i])},
+        "tickets_not_renewed": {"balance": _num(facts.ticket_balance[i])},
+        "recently_recalled": {"recalled_on": str(_day(int(facts.recalled_day[i])))},
+    }
+    figures["interval_stretch_red"] = figures["interval_stretch"]
+    found = []
+    for code in codes(int(scores.signals[i])):
+        spec = BY_CODE[code]
+        found.append(
+            Finding(
+                code=code,
+                level=Level(spec.level).name.lower(),
+                label=spec.label,
+                figures=figures.get(code, {}),
+            )
+        )
+    return tuple(found)
+
+
+def assessment_at(scores: ScoreArrays, i: int) -> Assessment:
+    """Customer i of a scored batch as an Assessment."""
+    days = scores.days_since_last[i]
+    return Assessment(
+        stage=STAGES[int(scores.stage[i])],
+        n_orders=int(scores.n_orders[i]),
+        days_since_last=None if math.isnan(days) else int(days),
+        expected_interval_days=float(scores.expected_interval_days[i]),
+        mean_gap_days=_num(scores.mean_gap_days[i]),
+        overdue_ratio=_num(scores.overdue_ratio[i]),
+        churn_probability=_num(scores.churn_probability[i]),
+        p_alive=_num(scores.p_alive[i]),
+        clv=float(scores.clv[i]),
+        retained_value=float(scores.retained_value[i]),
+        value_at_risk=float(scores.value_at_risk[i]),
+        check_on=_day(int(scores.check_day[i])),
+        red_on=_day(int(scores.red_day[i])),
+        lost_on=_day(int(scores.lost_day[i])),
+        findings=findings_for(scores, i),
+    )
+
+
+def assess_customer(
+    orders: Sequence[OrderFact],
+    events: Sequence[EventPoint],
+    *,
+    priors: ShopPriors,
+    config: RiskConfig,
+    as_of: date,
+) -> Assessment:
+    """Assess one customer with the shop's stored priors (the online path)."""
+    arrays = OrderArrays(
+        customer=np.zeros(len(orders), dtype=np.int64),
+        day=np.array([epoch_day(o.day) for o in orders], dtype=np.int64),
+        quantity=np.array([o.quantity for o in orders], dtype=np.float64),
+        amount=np.array([o.amount for o in orders], dtype=np.float64),
+        n_customers=1,
+    )
+    known = [o.day for o in orders if o.day <= as_of]
+    facts = customer_facts(events, last_order=max(known) if known else None, today=as_of)
+    scores = score_arrays(
+        arrays, as_of=as_of, config=config, priors=priors, facts=facts_array([facts])
+    )
+    return assessment_at(scores, 0)
+
+
+class Stage(StrEnum):
+    """Where a customer is on the way from active to lost."""
+
+    NEW = "new"
+    ACTIVE = "active"
+    QUIET = "quiet"  # yellow
+    AT_RISK = "at_risk"  # red
+    LOST = "lost"
+    RECOVERED = "recovered"  # won back, under close watch
+
+
+STAGE_LABELS = {
+    Stage.NEW: "新客户",
+    Stage.ACTIVE: "正常",
+    Stage.QUIET: "需关注",
+    Stage.AT_RISK: "高风险",
+    Stage.LOST: "已流失",
+    Stage.RECOVERED: "已挽回",
+}
+
+
+def stage_on(
+    *, stored: str, check_on: date | None, red_on: date | None, lost_on: date | None, today: date
+) -> Stage:
+    """The stage on `today` from a stored assessment: its dates hold until news arrives."""
+    if stored == Stage.NEW or check_on is None or red_on is None or lost_on is None:
+        return Stage.NEW
+    if stored == Stage.LOST or today >= lost_on:
+        return Stage.LOST
+    if today >= red_on:
+        return Stage.AT_RISK
+    if today >= check_on:
+        return Stage.QUIET
+    return Stage.RECOVERED if stored == Stage.RECOVERED else Stage.ACTIVE
