@@ -26,6 +26,8 @@ class BotContext:
     templates_dir: Path
     pending_ttl_seconds: int = 600
     inbox_id: int | None = None
+    # Set by every write, so the reply can offer 撤销 exactly when there is something to undo.
+    changed: bool = False
 
     @property
     def shop_id(self) -> int:

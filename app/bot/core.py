@@ -2,23 +2,45 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import app.bot.commands  # noqa: F401  (registers the commands)
 from app.bot import pending
 from app.bot.context import BotContext
-from app.bot.parse import DEFAULT_UNITS, parse
+from app.bot.parse import DEFAULT_UNITS, INDUSTRY_UNITS, Vocabulary, parse
 from app.bot.registry import registry
 
 # Intents that answer a question rather than start something new.
 _ANSWERS = frozenset({"choice", "cancel"})
 
 
+@lru_cache(maxsize=64)
+def vocabulary(industry: str, unit: str) -> Vocabulary:
+    """The word tables for a shop of this industry whose main unit is `unit` (cached)."""
+    units = tuple(dict.fromkeys((unit, *INDUSTRY_UNITS.get(industry, ()), *DEFAULT_UNITS)))
+    return Vocabulary(
+        phrases=registry.phrases(),
+        prefixes=registry.prefixes(),
+        verbs=registry.verbs(),
+        units=units,
+        industry=industry,
+    )
+
+
+def vocabulary_for(ctx: BotContext) -> Vocabulary:
+    return vocabulary(ctx.shop.industry, str(ctx.shop.settings.get("unit", "桶")))
+
+
 def handle(ctx: BotContext, message: str) -> list[str]:
     """Understand `message` from ctx.staff in ctx.shop and act on it; return the replies."""
-    units = tuple(dict.fromkeys((str(ctx.shop.settings.get("unit", "桶")), *DEFAULT_UNITS)))
-    intent = parse(message, phrases=registry.phrases(), prefixes=registry.prefixes(), units=units)
+    intent = parse(message, vocab=vocabulary_for(ctx), today=ctx.today)
     if intent.kind not in _ANSWERS:
         # A new request supersedes an unanswered question, so a stray "1" later is harmless.
         pending.clear(ctx)
     command = registry.get(intent.kind)
     assert command is not None, f"parser produced unregistered intent {intent.kind}"
-    return command.handler(ctx, intent)
+    replies = command.handler(ctx, intent)
+    if ctx.changed and replies:
+        # Every write can be taken back; say so once, under the last confirmation.
+        replies[-1] = f"{replies[-1]}\n{ctx.render('undo_hint')}"
+    return replies

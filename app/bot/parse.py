@@ -1,7 +1,9 @@
-"""Reading what the owner typed. All Chinese parsing lives in this module.
+"""Reading what the owner typed. All Chinese parsing lives in app/bot/ (this module, when.py).
 
-`parse` turns a message into an Intent: a command word, an order, a customer name to
-look up, an answer to a question the bot asked, or "not understood". It never writes.
+`parse` turns a message into an Intent: a command word, one or more orders, a customer
+followed by what happened to them (回复了, 流失 价格, 暂停 两周, 投诉 …), a customer name to
+look up, an answer to a question the bot asked, or "not understood". It is pure: it never
+touches the database, and names are resolved to customers later, by the handlers.
 """
 
 from __future__ import annotations
@@ -10,30 +12,220 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
+from functools import cached_property
+from typing import Any
 
 import cn2an
+
+from app.bot.when import DATE_WORD, TIME_WORD, read_day, read_until
 
 MAX_MESSAGE_CHARS = 500
 MAX_NAME_CHARS = 20
 DEFAULT_UNITS = ("桶", "箱", "瓶", "次", "单", "件", "个")
-CANCEL_WORDS = frozenset({"取消", "算了", "不用了", "不要了", "0"})
+# Units each industry counts in, most usual first; the generic ones are accepted as well.
+INDUSTRY_UNITS: dict[str, tuple[str, ...]] = {
+    "water": ("桶", "箱", "瓶", "张", "个"),
+    "car": ("次", "单"),
+    "retail": ("单", "件", "个"),
+}
+# Pinyin input slips owners make all day: 筒/捅 for 桶.
+UNIT_TYPOS = {"筒": "桶", "捅": "桶"}
+CANCEL_WORDS = frozenset({"取消", "算了", "不用了", "不要了", "0", "不是", "都不是"})
 
-# Trailing punctuation and decoration owners add (????, ~, 。, !, emoji) that carry no meaning.
-_TRAILING_NOISE = re.compile(r"[\s?？!！。.,，~～…、;；:：\U0001F000-\U0001FAFF\u2600-\u27BF]+$")
-_LEADING_NOISE = re.compile(r"^[\s,，.。、;；:：\U0001F000-\U0001FAFF\u2600-\u27BF]+")
-_CN_NUMBER = "零一二两俩三四五六七八九十百"
-_AMOUNT = re.compile(r"^(?:¥|￥)?\s*(\d+(?:\.\d{1,2})?)\s*(?:元|块钱|块)?$")
+# Outreach reactions (三级唤醒 reads the reaction to decide the next tier).
+REACTION_WORDS: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "回复了",
+            "回了",
+            "回消息了",
+            "有回复",
+            "回信了",
+            "回话了",
+            "接电话了",
+            "接了电话",
+            "聊了",
+            "很热情",
+            "挺热情",
+        ),
+        "warm",
+    ),
+    **dict.fromkeys(
+        (
+            "没回",
+            "没回复",
+            "没有回复",
+            "没回消息",
+            "不回",
+            "未回复",
+            "没理",
+            "没接",
+            "没接电话",
+            "不接电话",
+            "打不通",
+            "联系不上",
+            "已读不回",
+        ),
+        "none",
+    ),
+    **dict.fromkeys(
+        (
+            "冷淡",
+            "很冷淡",
+            "挺冷淡",
+            "态度冷淡",
+            "敷衍",
+            "再说吧",
+            "说再说",
+            "暂时不需要",
+            "不需要",
+        ),
+        "cold",
+    ),
+}
+RECOVERED_WORDS = ("已挽回", "挽回了", "挽回", "回来了", "召回了", "召回", "回头了", "救回来了")
+# Saying *why* is often how owners say someone is gone: "王姐 换了一家".
+LOST_WORDS = (
+    "流失",
+    "已流失",
+    "流失了",
+    "不订了",
+    "不再订了",
+    "丢了",
+    "换了一家",
+    "换别家了",
+    "搬走了",
+    "搬家了",
+    "倒闭了",
+    "关门了",
+)
+PAUSE_WORDS = ("暂停", "先停", "停送", "出远门", "出门了", "回老家", "不在家", "外出")
+COMPLAINT_WORDS = ("投诉", "抱怨", "不满意", "有意见")
+RESOLVED_WORDS = ("投诉已解决", "投诉解决了", "已解决", "解决了", "问题解决了", "处理好了")
+SATISFACTION_WORDS = ("满意度", "满意", "评分", "打分", "评价")
+TICKETS_BUY_WORDS = ("买水票", "办水票", "充水票", "买了水票", "办了水票", "水票充值")
+TICKETS_USE_WORDS = ("用水票", "用票", "水票抵", "用了水票", "扣水票", "水票")
+DEPOSIT_WORDS = ("押桶", "交押金", "押金", "压桶")
+DEPOSIT_RETURN_WORDS = ("退桶", "还桶", "退押金", "退回", "退了桶")
+
+# Loss reasons per industry: the label the owner sees, then the words that mean it.
+# The last entry is the catch-all. (搬家/倒闭 is the "passive" loss nobody could prevent.)
+UNAVOIDABLE_REASONS = frozenset({"搬家/倒闭"})
+REASONS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "water": (
+        ("价格", ("价格", "价钱", "嫌贵", "太贵", "贵", "涨价", "便宜")),
+        (
+            "服务不及时",
+            (
+                "服务不及时",
+                "送水慢",
+                "送得慢",
+                "太慢",
+                "慢",
+                "不及时",
+                "不准时",
+                "服务差",
+                "服务不好",
+                "态度差",
+                "服务",
+            ),
+        ),
+        ("水质", ("水质", "水不好", "有味", "异味", "不干净", "水有问题", "口感", "难喝", "质量")),
+        (
+            "竞争对手",
+            (
+                "竞争对手",
+                "对手",
+                "别家",
+                "换了一家",
+                "换家",
+                "换别家",
+                "其他家",
+                "别的店",
+                "另一家",
+            ),
+        ),
+        ("搬家/倒闭", ("搬家", "搬走", "搬了", "倒闭", "关门", "不开了", "回老家")),
+        ("其他", ("其他", "其它", "别的")),
+    ),
+    "car": (
+        ("忘了", ("忘了", "忘记", "没想起")),
+        ("价格", ("价格", "价钱", "嫌贵", "太贵", "贵", "便宜")),
+        ("服务不好", ("服务不好", "服务差", "态度差", "修不好", "返修", "服务", "慢")),
+        ("距离远", ("距离远", "太远", "远", "距离", "搬家", "搬走")),
+        ("竞争对手", ("竞争对手", "别家", "换了一家", "4s店", "其他家")),
+        ("其他", ("其他", "其它", "别的")),
+    ),
+    "retail": (
+        ("价格", ("价格", "价钱", "嫌贵", "太贵", "贵", "便宜")),
+        ("服务不及时", ("服务不及时", "太慢", "慢", "不及时", "服务差", "态度差", "服务")),
+        ("商品质量", ("质量", "不新鲜", "坏了", "过期", "假货")),
+        ("竞争对手", ("竞争对手", "别家", "换了一家", "其他家", "网上买", "超市")),
+        ("搬家/倒闭", ("搬家", "搬走", "倒闭", "关门", "回老家")),
+        ("其他", ("其他", "其它", "别的")),
+    ),
+}
+
+# Trailing punctuation and decoration owners add (????, ~, 。, !) that carry no meaning.
+_TRAILING_NOISE = re.compile(r"[\s?!。.,,~…、;:·]+$")
+_LEADING_NOISE = re.compile(r"^[\s,.。、;:·~]+")
+_SEPARATORS = r"\s,，、;；。!！?？~～…/|·"
+_SEP_RUN = re.compile(rf"[{_SEPARATORS}]+")
+_CN_DIGIT = "零一二两俩三四五六七八九十百"
+# A well-formed Chinese count (三, 十二, 二十, 一百零五); "三两" is a name plus 两, not 32.
+_CN_COUNT = re.compile(
+    r"^(?:[一二两三四五六七八九]|[一二两三四五六七八九]?十[一二三四五六七八九]?"
+    r"|[一二两三四五六七八九]百(?:零[一二三四五六七八九]|[一二三四五六七八九]十[一二三四五六七八九]?)?)$"
+)
+_AMOUNT = re.compile(r"^(?:¥|￥)?\s*(\d+(?:\.\d{1,2})?)\s*(?:元|块钱|块|快)?$")
+# An amount inside a message: marked by ¥/元/块, or a bare number standing alone.
+_AMOUNT_IN_TEXT = re.compile(
+    r"(?:一共|总共|共|合计|收了|收|付了|付|给了)?\s*"
+    r"(?:(?:¥|￥)\s*(?P<a>\d+(?:\.\d{1,2})?)\s*(?:元|块钱|块)?"
+    r"|(?P<b>\d+(?:\.\d{1,2})?)\s*(?:元|块钱|块|快)"
+    r"|(?P<c>\d+(?:\.\d{1,2})?)(?=$|[" + _SEPARATORS + r"]))"
+)
 _PHONE = re.compile(r"1[3-9]\d{9}")
+# Words around an order that add nothing to it ("送两桶水哈", "谢谢", "麻烦尽快").
+_TAIL_FILLER = re.compile(
+    r"(?:桶装水|装水|矿泉水|纯净水|谢谢了|谢谢|多谢|辛苦了|辛苦|麻烦了|麻烦|拜托了|拜托|尽快|马上|快点"
+    r"|送过来|送来|送到|送上|过来|上门|好的|水|的|哈|啊|呀|吧|了|哦|噢|喔|嗯|呢|吗|嘛|桶"
+    r"|送|来|要|急)"
+)
+_PAY_WORDS = re.compile(r"(?:已付款|已付|没付|未付|欠着|记账|赊账|月结|现金|微信|支付宝|到付)")
+_HEAD_TRAILING = re.compile(
+    r"(?:再来|再送|再要|又要|又订|还要|帮送|订了|要了|送了|来了|说要|要送|送|要|订|买|来|拿)$"
+)
+_HEAD_LEADING = re.compile(r"^(?:帮我给|给我|帮忙给|帮|给|替|送)")
+# Joining words before a second name ("…2桶 和老李1桶"); never stripped from the first name,
+# which may really start with 和 (和平里5栋).
+_HEAD_JOINING = re.compile(r"^(?:还有|另外|以及|和|跟)")
+# An amount written before the quantity ("王姐 押金 100元 2个"): only with 元/块/¥, after a space.
+_HEAD_AMOUNT = re.compile(r"(?:^|\s)(?:¥|￥)?(\d+(?:\.\d{1,2})?)(?:元|块钱|块)?\s*$")
+# Who a forwarded message is from is already known: "老板 我家要3桶" names nobody new.
+_PRONOUNS = re.compile(
+    r"^(?:老板娘|老板|师傅|你好|您好|在吗|hi|hello)*(?:我们家|我家|我们|俺家|咱家|我|俺|咱)?$"
+)
+# A forwarded customer message: "王姐:明天送两桶水哈" or "[王姐] 明天要2桶".
+_FORWARDED = re.compile(
+    r"^(?:[\[【(]\s*(?P<n1>[^\]】)]{1,20}?)\s*[\]】)]\s*:?|(?P<n2>[^:\s\[【]{1,20}?)\s*(?:说)?\s*:)"
+    r"\s*(?P<body>.+)$",
+    re.S,
+)
 
 
 @dataclass(frozen=True)
 class OrderItem:
-    """One customer's order as read from the message."""
+    """One quantity for one customer as read from the message (an order, tickets, buckets)."""
 
     customer: str
     quantity: int
     unit: str
     amount_cents: int | None = None
+    order_on: date | None = None  # an explicit past day (昨天, 周三); None = today
+    delivery_on: date | None = None  # 明天送: bought today, delivered that day
+    note: str | None = None  # words kept with the order that we do not interpret
 
 
 @dataclass(frozen=True)
@@ -43,15 +235,68 @@ class Intent:
     kind: str
     text: str
     args: str = ""
+    customer: str = ""  # who a per-customer command is about, as the owner wrote it
     items: tuple[OrderItem, ...] = ()
     number: int | None = None
-    fields: Mapping[str, str | None] = field(default_factory=dict)
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        """Everything understood, without empty parts (what the corpus tests compare)."""
+        out: dict[str, Any] = {"kind": self.kind}
+        if self.customer:
+            out["customer"] = self.customer
+        if self.number is not None:
+            out["number"] = self.number
+        if self.items:
+            out["items"] = [
+                {k: v for k, v in vars(item).items() if v is not None} for item in self.items
+            ]
+        out.update({k: v for k, v in self.fields.items() if v not in (None, "")})
+        return out
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The word tables one shop's messages are read with (built from the registry)."""
+
+    phrases: Mapping[str, str]
+    prefixes: Mapping[str, str]  # longest first
+    verbs: Mapping[str, tuple[str, str]]  # word -> (command name, argument reader)
+    units: tuple[str, ...] = DEFAULT_UNITS
+    industry: str = "water"
+
+    @cached_property
+    def verb_pattern(self) -> re.Pattern[str] | None:
+        # Longest first, so at one position "投诉已解决" wins over "投诉".
+        words = sorted(self.verbs, key=len, reverse=True)
+        return re.compile("|".join(re.escape(w) for w in words)) if words else None
+
+    @cached_property
+    def quantity_pattern(self) -> re.Pattern[str]:
+        units = sorted({*self.units, *UNIT_TYPOS}, key=len, reverse=True)
+        return re.compile(
+            rf"(?<![\d.])(?P<qty>\d{{1,5}}|[{_CN_DIGIT}]{{1,4}})\s*"
+            rf"(?P<unit>{'|'.join(re.escape(u) for u in units)})"
+        )
+
+    @cached_property
+    def reasons(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        return REASONS.get(self.industry, REASONS["water"])
+
+
+def _clean_char(ch: str) -> str:
+    category = unicodedata.category(ch)
+    if category in ("So", "Sk", "Co", "Cs"):
+        return " "  # emoji and pictographs separate words, they never belong to one
+    if category[0] == "C" and ch not in "\n\t":
+        return ""
+    return ch
 
 
 def normalize(text: str) -> str:
-    """Full-width to half-width (NFKC), whitespace collapsed, decoration trimmed."""
+    """Full-width to half-width (NFKC), emoji and control characters out, spaces collapsed."""
     text = unicodedata.normalize("NFKC", text)
-    text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C" or ch in "\n\t")
+    text = "".join(_clean_char(ch) for ch in text)
     text = re.sub(r"\s+", " ", text).strip()
     text = _TRAILING_NOISE.sub("", text)
     return _LEADING_NOISE.sub("", text)
@@ -60,13 +305,16 @@ def normalize(text: str) -> str:
 def chinese_quantity(token: str) -> int | None:
     """'2' -> 2, '两' -> 2, '俩' -> 2, '十二' -> 12; None when it is not a count."""
     if token.isdigit():
-        return int(token)
+        value = int(token)
+        return value if value > 0 else None
     token = token.replace("俩", "两")
+    if not _CN_COUNT.match(token):
+        return None
     try:
-        value = cn2an.cn2an(token, "smart")
+        number = cn2an.cn2an(token, "smart")
     except (ValueError, KeyError):
         return None
-    return int(value) if float(value).is_integer() and value > 0 else None
+    return int(number) if float(number).is_integer() and number > 0 else None
 
 
 def parse_amount_cents(token: str) -> int | None:
@@ -77,35 +325,12 @@ def parse_amount_cents(token: str) -> int | None:
     return round(float(match.group(1)) * 100)
 
 
-def _order_pattern(units: tuple[str, ...]) -> re.Pattern[str]:
-    unit_alt = "|".join(re.escape(u) for u in units)
-    return re.compile(
-        rf"^(?P<name>.+?)\s*(?:送|要|订|买|来)?\s*"
-        rf"(?P<qty>\d+|[{_CN_NUMBER}]+)\s*(?P<unit>{unit_alt})"
-        rf"(?:\s*(?P<amount>(?:¥|￥)?\s*\d+(?:\.\d{{1,2}})?\s*(?:元|块钱|块)?))?$"
-    )
-
-
-def _parse_order(text: str, units: tuple[str, ...]) -> OrderItem | None:
-    match = _order_pattern(units).match(text)
-    if not match:
-        return None
-    name = match.group("name").strip()
-    quantity = chinese_quantity(match.group("qty"))
-    if not name or quantity is None or len(name) > MAX_NAME_CHARS:
-        return None
-    amount = parse_amount_cents(match.group("amount")) if match.group("amount") else None
-    return OrderItem(
-        customer=name, quantity=quantity, unit=match.group("unit"), amount_cents=amount
-    )
-
-
 def _parse_new_customer(args: str) -> dict[str, str | None]:
     """'王姐 13800001234 幸福小区3栋' -> name, phone, address (phone and address optional)."""
     phone_match = _PHONE.search(args)
     phone = phone_match.group(0) if phone_match else None
     rest = _PHONE.sub(" ", args) if phone else args
-    parts = rest.split()
+    parts = rest.replace(",", " ").replace("，", " ").split()
     name = parts[0] if parts else ""
     address = " ".join(parts[1:]) or None
     return {"name": name, "phone": phone, "address": address}
@@ -118,14 +343,268 @@ def _looks_like_name(text: str) -> bool:
     return any(unicodedata.category(ch).startswith("L") for ch in text)
 
 
-def parse(
-    text: str,
+# --- orders ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Extras:
+    """What surrounds a quantity: amount, day words, untouched words."""
+
+    amount_cents: int | None = None
+    days: list[re.Match[str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _consume(token: str, extras: _Extras, *, fillers: bool) -> int:
+    """Read amounts, days, times (and filler words) from the start of token; chars used."""
+    pos = 0
+    while pos < len(token):
+        amount = _AMOUNT_IN_TEXT.match(token, pos)
+        if amount and amount.end() > pos and extras.amount_cents is None:
+            value = amount.group("a") or amount.group("b") or amount.group("c")
+            extras.amount_cents = round(float(value) * 100)
+            pos = amount.end()
+            continue
+        day = DATE_WORD.match(token, pos)
+        if day:
+            extras.days.append(day)
+            pos = day.end()
+            continue
+        moment = TIME_WORD.match(token, pos)
+        if moment:
+            pos = moment.end()
+            continue
+        if not fillers:
+            break
+        pay = _PAY_WORDS.match(token, pos)
+        if pay:
+            extras.notes.append(pay.group(0))
+            pos = pay.end()
+            continue
+        filler = _TAIL_FILLER.match(token, pos)
+        if filler:
+            pos = filler.end()
+            continue
+        break
+    return pos
+
+
+def _read_tail(tail: str, extras: _Extras, *, last: bool) -> str:
+    """Take what belongs to the current order from `tail`; return the rest (the next name)."""
+    tokens = [t for t in _SEP_RUN.split(tail) if t]
+    rest: list[str] = []
+    for index, token in enumerate(tokens):
+        scratch = _Extras(amount_cents=extras.amount_cents)
+        used = _consume(token, scratch, fillers=True)
+        if used == len(token) or last:
+            extras.amount_cents = scratch.amount_cents
+            extras.days.extend(scratch.days)
+            extras.notes.extend(scratch.notes)
+            if used < len(token):
+                extras.notes.append(token[used:])
+            continue
+        if index == len(tokens) - 1:
+            # "36元老李": the amount is ours, the rest names the next customer.
+            used = _consume(token, extras, fillers=False)
+            rest.append(token[used:])
+        else:
+            rest.append(token)
+        rest.extend(tokens[index + 1 :])
+        break
+    return " ".join(rest)
+
+
+def _read_head(head: str, extras: _Extras, *, first: bool) -> str:
+    """The customer's name from the words before a quantity, with day words and '送' removed."""
+    text = head if first else _HEAD_JOINING.sub("", head.strip())
+    while True:
+        before = text
+        text = text.strip(_SEPARATORS.replace("\\s", " ") + "\n\t:")
+        day = DATE_WORD.match(text)
+        if day:
+            extras.days.append(day)
+            text = text[day.end() :]
+            continue
+        moment = TIME_WORD.match(text)
+        if moment and moment.end() > 0:
+            text = text[moment.end() :]
+            continue
+        text = _HEAD_LEADING.sub("", text)
+        text = _HEAD_TRAILING.sub("", text)
+        amount = _HEAD_AMOUNT.search(text)
+        marked = amount and re.search(r"[元块¥￥]", amount.group(0))
+        if amount and marked and extras.amount_cents is None and amount.start() > 0:
+            extras.amount_cents = round(float(amount.group(1)) * 100)
+            text = text[: amount.start()]
+        for found in DATE_WORD.finditer(text):
+            if found.end() == len(text):
+                extras.days.append(found)
+                text = text[: found.start()]
+                break
+        for found in TIME_WORD.finditer(text):
+            if found.end() == len(text) and found.start() > 0:
+                text = text[: found.start()]
+                break
+        if text == before:
+            break
+    return re.sub(r"\s+", "", text)
+
+
+def _quantity_at(match: re.Match[str]) -> tuple[int, int] | None:
+    """(quantity, chars of the match that belong to the name): '张三两桶' -> (2, 1)."""
+    token = match.group("qty")
+    for skip in range(len(token)):
+        quantity = chinese_quantity(token[skip:])
+        if quantity is not None:
+            return quantity, skip
+        if token[skip].isdigit():
+            return None
+    return None
+
+
+def _dated(item: OrderItem, extras: _Extras, today: date, default: date | None) -> OrderItem:
+    on: date | None = None
+    future = False
+    for day_match in extras.days:
+        day = read_day(day_match, today, ahead=False)
+        if day is not None:
+            on, future = day.on, day.future
+            break
+    if on is None:
+        on = default
+    note = " ".join(extras.notes) or None
+    amount = extras.amount_cents
+    if on is None or on == today:
+        return OrderItem(item.customer, item.quantity, item.unit, amount, None, None, note)
+    if future or on > today:
+        # Ordered today for a later day: the purchase is today's (that is when the customer
+        # decided to buy, and what their rhythm is measured by); the day is the delivery's.
+        return OrderItem(item.customer, item.quantity, item.unit, amount, None, on, note)
+    return OrderItem(item.customer, item.quantity, item.unit, amount, on, None, note)
+
+
+def scan_items(text: str, vocab: Vocabulary, today: date, *, customer: str = "") -> list[OrderItem]:
+    """Every 'name quantity unit [amount] [day]' in text; [] when there is none.
+
+    A later item without a name belongs to the previous one's customer; `customer` names the
+    first when the text itself does not (a forwarded message, '王姐 用水票 2桶').
+    """
+    matches = list(vocab.quantity_pattern.finditer(text))
+    if not matches:
+        return []
+    items: list[OrderItem] = []
+    head = text[: matches[0].start()]
+    message_day: date | None = None
+    previous = customer
+    for index, match in enumerate(matches):
+        read = _quantity_at(match)
+        if read is None:
+            return []
+        quantity, skip = read
+        head = head + match.group("qty")[:skip]
+        extras = _Extras()
+        name = _read_head(head, extras, first=index == 0)
+        if _PRONOUNS.match(name):
+            name = ""
+        if index == 0 and extras.days and name:
+            # "昨天 王姐2桶 老李1桶": a day before the first name dates the whole message.
+            first = read_day(extras.days[0], today, ahead=False)
+            message_day = first.on if first else None
+        name = name or previous
+        if not name:
+            return []
+        last = index == len(matches) - 1
+        tail_end = len(text) if last else matches[index + 1].start()
+        head = _read_tail(text[match.end() : tail_end], extras, last=last)
+        unit = UNIT_TYPOS.get(match.group("unit"), match.group("unit"))
+        item = OrderItem(customer=name, quantity=quantity, unit=unit)
+        items.append(_dated(item, extras, today, message_day))
+        previous = name
+    if any(len(i.customer) > MAX_NAME_CHARS for i in items):
+        return []
+    if not any(unicodedata.category(ch).startswith("L") for i in items for ch in i.customer):
+        return []
+    return items
+
+
+# --- per-customer commands ------------------------------------------------------------------
+
+
+def _read_reason(text: str, verb: str, vocab: Vocabulary) -> dict[str, Any]:
+    said = text.strip(" ·:-,") or ""
+    source = said or verb
+    best: tuple[int, int, str] | None = None
+    for label, words in vocab.reasons:
+        for word in words:
+            at = source.find(word)
+            if at >= 0 and (best is None or (at, -len(word)) < (best[0], best[1])):
+                best = (at, -len(word), label)
+    reason = best[2] if best else (vocab.reasons[-1][0] if said else None)
+    return {"reason": reason, "text": said, "unavoidable": reason in UNAVOIDABLE_REASONS or None}
+
+
+def _read_score(text: str) -> dict[str, Any]:
+    match = re.search(rf"\d+(?:\.\d+)?|[{_CN_DIGIT}]+", text)
+    score: int | None = None
+    if match:
+        token = match.group(0)
+        value = float(token) if token[0].isdigit() else chinese_quantity(token)
+        if token == "零":
+            value = 0
+        if value is not None and 0 <= value <= 10 and float(value).is_integer():
+            score = int(value)
+    return {"score": score, "text": text.strip()}
+
+
+def _verb_intent(
+    clean: str,
+    match: re.Match[str],
+    vocab: Vocabulary,
+    today: date,
     *,
-    phrases: Mapping[str, str],
-    prefixes: Mapping[str, str],
-    units: tuple[str, ...] = DEFAULT_UNITS,
+    customer: str = "",
+    text: str = "",
 ) -> Intent:
-    """Classify one message; `phrases`/`prefixes` map command words to registry names."""
+    """'王姐 流失 价格' -> lost(customer=王姐, reason=价格); `customer` when already known."""
+    kind, reader = vocab.verbs[match.group(0)]
+    before = "" if customer else clean[: match.start()]
+    after = clean[match.end() :].strip(" ·:-,，")
+    verb = match.group(0)
+    name = (
+        customer
+        or re.sub(r"(?:说|:|的?电话|的?微信|的?消息|的?短信)$", "", before.strip(" ·:-,，")).strip()
+    )
+    name = re.sub(r"\s+", "", name)
+    clean = text or clean
+    if reader == "items":
+        items = scan_items(f"{before} {after}", vocab, today, customer=customer)
+        if len(items) == 1 and items[0].customer:
+            return Intent(
+                kind=kind,
+                text=clean,
+                args=after,
+                customer=items[0].customer,
+                items=tuple(items),
+                fields={"verb": verb},
+            )
+        return Intent(kind=kind, text=clean, args=after, customer=name, fields={"verb": verb})
+    fields: dict[str, Any]
+    if reader == "reaction":
+        fields = {"reaction": REACTION_WORDS[verb], "text": after}
+    elif reader == "reason":
+        fields = _read_reason(after, verb, vocab)
+    elif reader == "until":
+        until = read_until(after, today)
+        fields = {"until": until.isoformat() if until else None, "text": after}
+    elif reader == "score":
+        fields = _read_score(after)
+    else:
+        fields = {"text": after}
+    return Intent(kind=kind, text=clean, args=after, customer=name, fields=fields)
+
+
+def parse(text: str, *, vocab: Vocabulary, today: date) -> Intent:
+    """Classify one message; `today` is the shop's date, used to read 昨天 / 周三 / 到月底."""
     raw = text
     if len(raw) > MAX_MESSAGE_CHARS:
         return Intent(kind="too_long", text=raw[:MAX_MESSAGE_CHARS])
@@ -133,20 +612,42 @@ def parse(
     if not clean:
         return Intent(kind="empty", text=raw)
     lowered = clean.lower()
-    if lowered in phrases:
-        return Intent(kind=phrases[lowered], text=clean)
-    for word, kind in prefixes.items():
+    if lowered in vocab.phrases:
+        return Intent(kind=vocab.phrases[lowered], text=clean)
+    for word, kind in vocab.prefixes.items():
         if lowered.startswith(word) and len(lowered) > len(word):
             args = clean[len(word) :].strip(" :：,，")
-            fields = _parse_new_customer(args) if kind == "new_customer" else {}
-            return Intent(kind=kind, text=clean, args=args, fields=fields)
+            if kind == "new_customer":
+                return Intent(kind=kind, text=clean, args=args, fields=_parse_new_customer(args))
+            customer = args if kind == "card" else ""
+            return Intent(kind=kind, text=clean, args=args, customer=customer)
     if clean in CANCEL_WORDS:
         return Intent(kind="cancel", text=clean)
     if clean.isdigit() and len(clean) <= 2:
         return Intent(kind="choice", text=clean, number=int(clean))
-    order = _parse_order(clean, units)
-    if order is not None:
-        return Intent(kind="order", text=clean, items=(order,))
+    forwarded = _FORWARDED.match(clean)
+    if forwarded:
+        # What a customer wrote, forwarded with their name in front: they are the customer.
+        name = re.sub(r"\s+", "", forwarded.group("n1") or forwarded.group("n2") or "")
+        body = forwarded.group("body")
+        if _looks_like_name(name):
+            items = scan_items(body, vocab, today, customer=name)
+            if items and all(i.customer == name for i in items):
+                return Intent(kind="order", text=clean, items=tuple(items))
+            verb = vocab.verb_pattern.search(body) if vocab.verb_pattern else None
+            if verb:
+                return _verb_intent(body, verb, vocab, today, customer=name, text=clean)
+            if not vocab.quantity_pattern.search(body):
+                # A customer's words with no order in them: kept as a note, not guessed at.
+                return Intent(kind="unknown", text=clean)
+    verb = vocab.verb_pattern.search(clean) if vocab.verb_pattern else None
+    if verb:
+        return _verb_intent(clean, verb, vocab, today)
+    items = scan_items(clean, vocab, today)
+    if items:
+        return Intent(kind="order", text=clean, items=tuple(items))
+    if vocab.quantity_pattern.search(clean):
+        return Intent(kind="unknown", text=clean)  # a quantity but nobody to give it to
     if _looks_like_name(clean):
-        return Intent(kind="card", text=clean, args=clean)
+        return Intent(kind="card", text=clean, args=clean, customer=clean)
     return Intent(kind="unknown", text=clean)

@@ -25,6 +25,11 @@ class Command:
     phrases: tuple[str, ...] = ()
     # Leading words that trigger it with arguments ("新客户 王姐 138…").
     prefixes: tuple[str, ...] = ()
+    # Words that follow a customer's name ("王姐 回复了", "王姐 流失 价格").
+    verbs: tuple[str, ...] = ()
+    # How parse.py reads what follows a verb: "text", "items", "reaction", "reason",
+    # "until", "score".
+    reader: str = "text"
     # Listed in 帮助 (internal intents such as "empty" are not).
     listed: bool = True
 
@@ -43,6 +48,8 @@ class Registry:
         example: str = "",
         phrases: tuple[str, ...] = (),
         prefixes: tuple[str, ...] = (),
+        verbs: tuple[str, ...] = (),
+        reader: str = "text",
         listed: bool = True,
     ) -> Callable[[Handler], Handler]:
         """Register the decorated function as the handler of command `name`."""
@@ -50,8 +57,8 @@ class Registry:
         def decorate(handler: Handler) -> Handler:
             if name in self._commands:
                 raise ValueError(f"command {name!r} registered twice")
-            taken = self.phrases() | self.prefixes()
-            clash = [w for w in (*phrases, *prefixes) if w.lower() in taken]
+            taken = {*self.phrases(), *self.prefixes(), *self.verbs()}
+            clash = [w for w in (*phrases, *prefixes, *verbs) if w.lower() in taken]
             if clash:
                 raise ValueError(f"command {name!r}: words already taken: {clash}")
             self._commands[name] = Command(
@@ -61,6 +68,8 @@ class Registry:
                 handler=handler,
                 phrases=phrases,
                 prefixes=prefixes,
+                verbs=verbs,
+                reader=reader,
                 listed=listed,
             )
             return handler
@@ -80,6 +89,9 @@ class Registry:
         # Longest first, so "新客户" is tried before a shorter word it starts with.
         pairs = [(p.lower(), c.name) for c in self._commands.values() for p in c.prefixes]
         return dict(sorted(pairs, key=lambda pair: -len(pair[0])))
+
+    def verbs(self) -> dict[str, tuple[str, str]]:
+        return {v.lower(): (c.name, c.reader) for c in self._commands.values() for v in c.verbs}
 
 
 registry = Registry()

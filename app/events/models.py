@@ -17,6 +17,10 @@ EVENT_KINDS = (
     "outreach",
     "outcome",
     "pause",
+    "complaint_resolved",
+    "tickets",  # water tickets bought (+) or used (-): data {"change", "amount_cents"}
+    "deposit",  # buckets on deposit (+) or returned (-): data {"change", "amount_cents"}
+    "undo",  # data {"undone_inbox_id", "event_ids", "orders"}: readers skip those events
 )
 
 

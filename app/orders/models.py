@@ -30,3 +30,8 @@ class Order(SQLModel, table=True):
     inbox_id: int | None = Field(default=None, foreign_key="inbox_message.id", index=True)
     created_by_staff_id: int | None = Field(default=None, foreign_key="staff.id")
     created_at: datetime
+    # Ordered today for a later day ("王姐 明天送2桶"): the purchase is dated today, the
+    # delivery day is kept here so the interval maths is not skewed by future dates.
+    delivery_on: date | None = None
+    # How it was paid when not in money: "tickets" (水票), so amount_cents is 0 on purpose.
+    paid_by: str | None = Field(default=None, max_length=16)

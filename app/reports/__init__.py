@@ -1,0 +1,1 @@
+"""Reports on a shop's figures (a month summary for the chat; full reports come later)."""

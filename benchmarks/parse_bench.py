@@ -1,0 +1,153 @@
+"""Parse + reply time for typical owner messages (target: < 5 ms each). Not a timed test.
+
+Loads the demo shop into a throwaway SQLite file, then for each message measures, N times:
+- baseline: the bare normalize() call (the floor any message pays), and an echo handler:
+  the same session, transaction and one template render with no bot logic (the floor any
+  message through the database pays on this machine);
+- parse: parse() alone (pure, no database);
+- handle: handle() on the demo shop in one write transaction, rolled back afterwards so
+  every run sees the same data (render included, commit excluded).
+
+    .venv/bin/python benchmarks/parse_bench.py [runs]
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+from sqlmodel import Session
+
+from app.bot import pending
+from app.bot.context import BotContext
+from app.bot.core import handle, vocabulary
+from app.bot.parse import normalize, parse
+from app.clock import FixedClock, local_today
+from app.config import PROJECT_ROOT
+from app.db import make_engine, upgrade
+from app.demo.load import load_demo
+from app.shops.service import owner_of
+
+TYPICAL = [
+    "王姐 2桶",
+    "王姐两桶",
+    "王姐 送2桶 明天",
+    "3号楼李会计 5桶 100元",
+    "老张 3箱 45",
+    "王姐2桶 老李1桶",
+    "王姐:明天送两桶水哈",
+    "昨天 王姐 2桶",
+    "王丽 2桶",
+    "尾号6385 2桶",
+    "王姐 用水票 2桶",
+    "王姐 买水票 20张 300元",
+    "王姐 回复了",
+    "王姐 流失 价格",
+    "王姐 暂停 到月底",
+    "王姐 满意度 6",
+    "今天该跟进谁",
+    "王姐",
+    "本月统计",
+    "asdf qwer",
+]
+
+
+def _stats(samples: list[float]) -> tuple[float, float, float]:
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return statistics.fmean(ordered) * 1000, statistics.median(ordered) * 1000, p99 * 1000
+
+
+def _time(fn: Callable[[], object], runs: int) -> list[float]:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def main(runs: int = 50) -> None:
+    clock = FixedClock.at_local(date(2026, 6, 17), hour=10)
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = make_engine(f"sqlite:///{Path(tmp) / 'bench.db'}")
+        upgrade(engine)
+        shop, _ = load_demo(engine=engine, clock=clock)
+        vocab = vocabulary(shop.industry, str(shop.settings.get("unit", "桶")))
+        today = local_today(clock, shop.timezone)
+        with Session(engine) as session:
+            owner = owner_of(session=session, shop=shop)
+
+        def run_handle(message: str) -> None:
+            with Session(engine) as session:
+                ctx = BotContext(
+                    session=session,
+                    shop=session.merge(shop, load=False),
+                    staff=session.merge(owner, load=False),
+                    sender_key="bench",
+                    clock=clock,
+                    templates_dir=PROJECT_ROOT / "message_templates",
+                )
+                handle(ctx, message)
+                session.rollback()
+
+        def run_echo(message: str) -> None:
+            with Session(engine) as session:
+                ctx = BotContext(
+                    session=session,
+                    shop=session.merge(shop, load=False),
+                    staff=session.merge(owner, load=False),
+                    sender_key="bench",
+                    clock=clock,
+                    templates_dir=PROJECT_ROOT / "message_templates",
+                )
+                pending.clear(ctx)
+                ctx.render("undo_hint")
+                session.rollback()
+
+        for message in TYPICAL:  # warm caches (templates, pinyin, regexes) once
+            run_handle(message)
+        print(f"{runs} runs per message; times in ms (mean / p50 / p99)")
+        echo = _time(lambda: run_echo("王姐 2桶"), runs * 5)
+        print(
+            "echo handler (session + BEGIN + one DELETE + one render + rollback): "
+            "{:.3f} / {:.3f} / {:.3f}".format(*_stats(echo))
+        )
+        print(f"{'message':<26}{'normalize':>22}{'parse':>22}{'handle':>22}")
+        all_parse: list[float] = []
+        all_handle: list[float] = []
+        all_base: list[float] = []
+        for message in TYPICAL:
+            base = _time(lambda m=message: normalize(m), runs)
+            parsed = _time(lambda m=message: parse(m, vocab=vocab, today=today), runs)
+            handled = _time(lambda m=message: run_handle(m), runs)
+            all_base += base
+            all_parse += parsed
+            all_handle += handled
+            cells = ["{:6.3f} {:6.3f} {:6.3f}".format(*_stats(s)) for s in (base, parsed, handled)]
+            label = message if len(message) <= 12 else message[:11] + "…"
+            print(f"{label:<26}" + "".join(f"{c:>22}" for c in cells))
+        cells = [
+            "{:6.3f} {:6.3f} {:6.3f}".format(*_stats(s)) for s in (all_base, all_parse, all_handle)
+        ]
+        print(f"{'ALL':<26}" + "".join(f"{c:>22}" for c in cells))
+        parse_mean, handle_mean = _stats(all_parse)[0], _stats(all_handle)[0]
+        print(
+            f"parse alone, mean over all: {parse_mean:.3f} ms "
+            f"({'OK' if parse_mean < 5 else 'MISSED'} vs 5 ms)"
+        )
+        print(
+            f"handle, mean over all: {handle_mean:.3f} ms "
+            f"({'OK' if handle_mean < 5 else 'MISSED'} vs 5 ms); "
+            f"minus the echo floor: {handle_mean - _stats(echo)[0]:.3f} ms"
+        )
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 50)
