@@ -175,7 +175,9 @@ def score_arrays(
     span_end = today + max(config.horizon_days, config.clv_horizon_days, LOOKAHEAD_DAYS)
     clock = EffectiveClock(profile, first, span_end)
 
-    fig = reduce_history(orders, as_of_day=today, clock=clock)
+    # A gap of years is a customer who left and came back, not their rhythm.
+    max_rhythm_gap = max(365.0, 4 * config.default_interval_days)
+    fig = reduce_history(orders, as_of_day=today, clock=clock, max_rhythm_gap=max_rhythm_gap)
     if priors is None:
         mu0, tau2, sigma2 = fit_rhythm_priors(fig, config.default_interval_days)
     else:

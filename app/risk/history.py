@@ -67,7 +67,7 @@ class CustomerFigures:
     last_day: I64
     total_quantity: F64
     total_amount: F64
-    gap_count: I64  # n_days - 1, clipped at 0
+    gap_count: I64  # gaps that inform the rhythm (n_days - 1 less any multi-year returns)
     log_gap_mean: F64  # mean of (clipped) log effective gaps; nan without gaps
     log_gap_var: F64  # their sample variance; nan with fewer than 2 gaps
     mean_gap_days: F64  # plain mean of calendar gaps (the owner's "average interval")
@@ -88,9 +88,17 @@ def _segment_sum(values: F64, starts: I64, size: int, owners: I64) -> F64:
 
 
 def reduce_history(
-    orders: OrderArrays, *, as_of_day: int, clock: EffectiveClock
+    orders: OrderArrays,
+    *,
+    as_of_day: int,
+    clock: EffectiveClock,
+    max_rhythm_gap: float = float("inf"),
 ) -> CustomerFigures:
-    """Per-customer figures; same-day orders form one purchase day."""
+    """Per-customer figures; same-day orders form one purchase day.
+
+    Gaps longer than `max_rhythm_gap` effective days (a customer who left for years and came
+    back) still count as orders but say nothing about the rhythm, so they are left out of it.
+    """
     n = orders.n_customers
     keep = orders.day <= as_of_day
     customer, day = orders.customer[keep], orders.day[keep]
@@ -136,17 +144,20 @@ def reduce_history(
     cal_gap = (p_day[1:] - p_day[:-1])[same].astype(np.float64)
     effective = clock.at(p_day)
     eff_gap = (effective[1:] - effective[:-1])[same]
-    log_gap = np.log(np.maximum(eff_gap, 0.5))
-    gap_count = np.bincount(gap_owner, minlength=n).astype(np.int64)
+    all_gap_count = np.bincount(gap_owner, minlength=n).astype(np.int64)
+    rhythmic = eff_gap <= max_rhythm_gap
+    r_owner = gap_owner[rhythmic]
+    log_gap = np.log(np.maximum(eff_gap[rhythmic], 0.5))
+    gap_count = np.bincount(r_owner, minlength=n).astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        raw_mean = np.bincount(gap_owner, weights=log_gap, minlength=n) / gap_count
+        raw_mean = np.bincount(r_owner, weights=log_gap, minlength=n) / gap_count
         clipped = np.clip(
-            log_gap, raw_mean[gap_owner] - LOG_GAP_CLIP, raw_mean[gap_owner] + LOG_GAP_CLIP
+            log_gap, raw_mean[r_owner] - LOG_GAP_CLIP, raw_mean[r_owner] + LOG_GAP_CLIP
         )
-        log_mean = np.bincount(gap_owner, weights=clipped, minlength=n) / gap_count
-        dev2 = (clipped - log_mean[gap_owner]) ** 2
-        log_var = np.bincount(gap_owner, weights=dev2, minlength=n) / (gap_count - 1)
-        mean_gap = np.bincount(gap_owner, weights=cal_gap, minlength=n) / gap_count
+        log_mean = np.bincount(r_owner, weights=clipped, minlength=n) / gap_count
+        dev2 = (clipped - log_mean[r_owner]) ** 2
+        log_var = np.bincount(r_owner, weights=dev2, minlength=n) / (gap_count - 1)
+        mean_gap = np.bincount(gap_owner, weights=cal_gap, minlength=n) / all_gap_count
     log_var[gap_count < 2] = np.nan
 
     # Recent vs earlier behaviour, for the drop signals: the last two purchase days vs the rest.
@@ -161,8 +172,8 @@ def reduce_history(
         ok = (two_ago >= 0) & (gap_owner[np.maximum(two_ago, 0)] == gap_owner[gap_seg_last])
         prev[gap_owner[gap_seg_last][ok]] = cal_gap[two_ago[ok]]
         with np.errstate(invalid="ignore", divide="ignore"):
-            earlier_gap = (gap_sum - last_gap - prev) / (gap_count - 2)
-        earlier_gap[gap_count < 4] = np.nan
+            earlier_gap = (gap_sum - last_gap - prev) / (all_gap_count - 2)
+        earlier_gap[all_gap_count < 4] = np.nan
 
     last_quantity = np.full(n, np.nan)
     recent_q, earlier_q = np.full(n, np.nan), np.full(n, np.nan)
@@ -198,7 +209,7 @@ def reduce_history(
         gap_count=gap_count,
         log_gap_mean=np.where(gap_count > 0, log_mean, np.nan),
         log_gap_var=log_var,
-        mean_gap_days=np.where(gap_count > 0, mean_gap, np.nan),
+        mean_gap_days=np.where(all_gap_count > 0, mean_gap, np.nan),
         last_gap_days=last_gap,
         earlier_gap_mean=earlier_gap,
         last_quantity=last_quantity,

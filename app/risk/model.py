@@ -31,7 +31,9 @@ from app.risk.history import CustomerFigures
 F64 = npt.NDArray[np.float64]
 
 PRIOR_DF = 2.0  # how many gaps' worth of weight the shop's spread carries for one customer
-MIN_SIGMA2 = 0.004  # spread floor: even a clockwork customer varies by a few percent
+MIN_SIGMA2 = (
+    0.0225  # spread floor (sd 0.15): nobody orders to the day, a trip or a busy week happens
+)
 MIN_FIT_CUSTOMERS = 10
 FIT_SAMPLE = 50_000
 
