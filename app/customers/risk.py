@@ -182,11 +182,15 @@ def rescore_shop(*, session: Session, shop: Shop, clock: Clock) -> ShopPriors:
         ]
     )
     scores = score_arrays(orders, as_of=today, config=config, priors=priors, facts=facts)
-    shop.settings = {
-        **shop.settings,
-        PRIORS_KEY: {**priors.to_dict(), "fitted_on": today.isoformat()},
-    }
-    session.add(shop)
+    settings = {**shop.settings, PRIORS_KEY: {**priors.to_dict(), "fitted_on": today.isoformat()}}
+    # The caller's Shop may belong to another session (another request or thread): write
+    # through this session's own copy, and keep the caller's object in step.
+    own = session.get(Shop, shop.id)
+    assert own is not None
+    own.settings = settings
+    session.add(own)
+    if own is not shop:
+        shop.__dict__["settings"] = settings
     summaries = {
         s.customer_id: s
         for s in session.exec(select(CustomerSummary).where(CustomerSummary.shop_id == shop.id))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from datetime import date
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -87,6 +88,11 @@ class ScoreArrays:
 
     def stage_name(self, i: int) -> str:
         return STAGES[int(self.stage[i])]
+
+
+@lru_cache(maxsize=64)
+def _effective_clock(profile: SeasonProfile, first: int, last: int) -> EffectiveClock:
+    return EffectiveClock(profile, first, last)
 
 
 def season_profile(config: RiskConfig, order_days: I64) -> SeasonProfile:
@@ -171,9 +177,11 @@ def score_arrays(
         profile = SeasonProfile(priors.summer_rate, priors.festival_rate)
     else:
         profile = season_profile(config, known)
-    first = int(known.min()) - 1 if known.size else today - 1
+    # A canonical span (ten years back, three ahead) lets one customer's online assessment
+    # reuse the cached clock instead of rebuilding the calendar for every order.
+    first = min(int(known.min()) - 1 if known.size else today - 1, today - 3650)
     span_end = today + max(config.horizon_days, config.clv_horizon_days, LOOKAHEAD_DAYS)
-    clock = EffectiveClock(profile, first, span_end)
+    clock = _effective_clock(profile, first, span_end)
 
     # A gap of years is a customer who left and came back, not their rhythm.
     max_rhythm_gap = max(365.0, 4 * config.default_interval_days)

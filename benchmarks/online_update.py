@@ -1,0 +1,80 @@
+"""Online update latency: one order recorded and its customer reassessed, in one transaction.
+
+    python -m benchmarks.online_update [--orders 500]
+
+Runs on the demo shop in a fresh SQLite file (WAL, synchronous=FULL as in production) and
+prints p50/p99 for (a) the bare baseline: inserting the order row and committing, and (b)
+the real path: record_order (insert + reassessment with the shop's stored priors) and
+commit. The ratio is the engine's cost on top of the write itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from datetime import date, datetime
+from datetime import time as clock_time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlmodel import select
+
+from app.clock import FixedClock
+from app.customers.models import Customer
+from app.db import make_engine, upgrade, write_session
+from app.demo.load import load_demo
+from app.orders.models import Order
+from app.orders.service import record_order
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--orders", type=int, default=500)
+    args = parser.parse_args()
+    clock = FixedClock.at_local(date(2026, 6, 17))
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = make_engine(f"sqlite:///{Path(tmp) / 'bench.db'}")
+        upgrade(engine)
+        shop, _ = load_demo(engine=engine, clock=clock)
+        with write_session(engine) as session:
+            customers = list(session.exec(select(Customer).where(Customer.shop_id == shop.id)))
+        tz = ZoneInfo(shop.timezone)
+        moment = datetime.combine(date(2026, 6, 17), clock_time(10), tzinfo=tz)
+        baseline, real = [], []
+        for i in range(args.orders):
+            customer = customers[i % len(customers)]
+            assert customer.id is not None and shop.id is not None
+            start = time.perf_counter()
+            with write_session(engine) as session:
+                session.add(
+                    Order(shop_id=shop.id, customer_id=customer.id, ordered_at=moment,
+                          order_date=moment.date(), quantity=1, amount_cents=1800,
+                          source="api", created_at=moment)
+                )  # fmt: skip
+            baseline.append((time.perf_counter() - start) * 1000)
+            start = time.perf_counter()
+            with write_session(engine) as session:
+                record_order(session=session, shop=shop, customer=customer, quantity=2,
+                             clock=clock, ordered_at=moment, source="api")  # fmt: skip
+            real.append((time.perf_counter() - start) * 1000)
+        print(f"online update, demo shop ({len(customers)} customers), {args.orders} orders each")
+        for name, values in (("baseline: insert + commit", baseline),
+                             ("record_order + reassess + commit", real)):  # fmt: skip
+            print(
+                f"  {name:<34} p50 {statistics.median(values):6.2f} ms   "
+                f"p99 {percentile(values, 0.99):6.2f} ms   max {max(values):6.2f} ms"
+            )
+        ratio = percentile(real, 0.99) / percentile(baseline, 0.99)
+        target = "met" if percentile(real, 0.99) < 5 else "NOT met"
+        print(f"  p99 ratio real/baseline: {ratio:.2f}x   target p99 < 5 ms: {target}")
+
+
+if __name__ == "__main__":
+    main()
