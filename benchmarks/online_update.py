@@ -3,9 +3,10 @@
     python -m benchmarks.online_update [--orders 500]
 
 Runs on the demo shop in a fresh SQLite file (WAL, synchronous=FULL as in production) and
-prints p50/p99 for (a) the bare baseline: inserting the order row and committing, and (b)
-the real path: record_order (insert + reassessment with the shop's stored priors) and
-commit. The ratio is the engine's cost on top of the write itself.
+prints p50/p99 for (a) the bare baseline: inserting the order row and committing, (b) the
+real path: record_order (insert + reassessment with the shop's stored priors) and commit,
+and (c) the reassessment alone inside an open transaction (no commit, no fsync). On this
+disk the fsync of a commit alone costs about as much as the 5 ms target.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlmodel import select
 
 from app.clock import FixedClock
 from app.customers.models import Customer
+from app.customers.risk import refresh_customer
 from app.db import make_engine, upgrade, write_session
 from app.demo.load import load_demo
 from app.orders.models import Order
@@ -47,7 +49,7 @@ def main() -> None:
             customers = list(session.exec(select(Customer).where(Customer.shop_id == shop.id)))
         tz = ZoneInfo(shop.timezone)
         moment = datetime.combine(date(2026, 6, 17), clock_time(10), tzinfo=tz)
-        baseline, real = [], []
+        baseline, real, reassess_only = [], [], []
         for i in range(args.orders):
             customer = customers[i % len(customers)]
             assert customer.id is not None and shop.id is not None
@@ -64,16 +66,24 @@ def main() -> None:
                 record_order(session=session, shop=shop, customer=customer, quantity=2,
                              clock=clock, ordered_at=moment, source="api")  # fmt: skip
             real.append((time.perf_counter() - start) * 1000)
+            with write_session(engine) as session:
+                start = time.perf_counter()
+                refresh_customer(session=session, shop=shop, customer_id=customer.id, clock=clock)
+                session.flush()
+                reassess_only.append((time.perf_counter() - start) * 1000)
         print(f"online update, demo shop ({len(customers)} customers), {args.orders} orders each")
         for name, values in (("baseline: insert + commit", baseline),
-                             ("record_order + reassess + commit", real)):  # fmt: skip
+                             ("record_order + reassess + commit", real),
+                             ("reassess alone (in transaction)", reassess_only)):  # fmt: skip
             print(
                 f"  {name:<34} p50 {statistics.median(values):6.2f} ms   "
                 f"p99 {percentile(values, 0.99):6.2f} ms   max {max(values):6.2f} ms"
             )
         ratio = percentile(real, 0.99) / percentile(baseline, 0.99)
-        target = "met" if percentile(real, 0.99) < 5 else "NOT met"
-        print(f"  p99 ratio real/baseline: {ratio:.2f}x   target p99 < 5 ms: {target}")
+        print(f"  p99 ratio end-to-end/baseline: {ratio:.2f}x")
+        for name, values in (("end-to-end", real), ("reassess alone", reassess_only)):
+            verdict = "met" if percentile(values, 0.99) < 5 else "NOT met"
+            print(f"  target p99 < 5 ms, {name}: {verdict}")
 
 
 if __name__ == "__main__":

@@ -50,27 +50,40 @@ def _cents(yuan: float) -> int:
     return round(yuan * 100)
 
 
-def _apply(summary: CustomerSummary, a: Assessment, *, first: date | None, last: date | None,
-           total_quantity: float, total_amount: float, last_quantity: float | None,
-           today: date, clock: Clock) -> None:  # fmt: skip
-    summary.first_order_on = first
-    summary.last_order_on = last
-    summary.order_count = a.n_orders
-    summary.total_quantity = round(total_quantity)
-    summary.total_amount_cents = _cents(total_amount)
-    summary.last_quantity = None if last_quantity is None else round(last_quantity)
-    summary.mean_interval_days = a.mean_gap_days
-    summary.expected_interval_days = a.expected_interval_days
-    summary.stage = a.stage
-    summary.churn_probability = a.churn_probability
-    summary.p_alive = a.p_alive
-    summary.clv_cents = _cents(a.clv)
-    summary.retained_value_cents = _cents(a.retained_value)
-    summary.value_at_risk_cents = _cents(a.value_at_risk)
-    summary.findings = [f.to_dict() for f in a.findings]
-    summary.check_on, summary.red_on, summary.lost_on = a.check_on, a.red_on, a.lost_on
-    summary.assessed_on = today
-    summary.updated_at = clock.now()
+def _summary_values(
+    a: Assessment,
+    *,
+    first: date | None,
+    last: date | None,
+    total_quantity: float,
+    total_amount: float,
+    last_quantity: float | None,
+    today: date,
+    clock: Clock,
+) -> dict[str, Any]:
+    """The CustomerSummary columns an assessment sets."""
+    return {
+        "first_order_on": first,
+        "last_order_on": last,
+        "order_count": a.n_orders,
+        "total_quantity": round(total_quantity),
+        "total_amount_cents": _cents(total_amount),
+        "last_quantity": None if last_quantity is None else round(last_quantity),
+        "mean_interval_days": a.mean_gap_days,
+        "expected_interval_days": a.expected_interval_days,
+        "stage": a.stage,
+        "churn_probability": a.churn_probability,
+        "p_alive": a.p_alive,
+        "clv_cents": _cents(a.clv),
+        "retained_value_cents": _cents(a.retained_value),
+        "value_at_risk_cents": _cents(a.value_at_risk),
+        "findings": [f.to_dict() for f in a.findings],
+        "check_on": a.check_on,
+        "red_on": a.red_on,
+        "lost_on": a.lost_on,
+        "assessed_on": today,
+        "updated_at": clock.now(),
+    }
 
 
 def _event_point(event: Event, tz: ZoneInfo) -> EventPoint:
@@ -80,10 +93,12 @@ def _event_point(event: Event, tz: ZoneInfo) -> EventPoint:
     )
 
 
-def refresh_customer(
-    *, session: Session, shop: Shop, customer_id: int, clock: Clock
-) -> CustomerSummary:
-    """Reassess one customer now; locks their summary row on PostgreSQL."""
+def refresh_customer(*, session: Session, shop: Shop, customer_id: int, clock: Clock) -> None:
+    """Reassess one customer now, in the caller's transaction (row locked on PostgreSQL).
+
+    Core statements rather than ORM objects: this runs after every order and event, and
+    loading and validating a summary object costs more than the assessment itself.
+    """
     priors = stored_priors(shop)
     if priors is None:
         rescore_shop(session=session, shop=shop, clock=clock)
@@ -91,33 +106,30 @@ def refresh_customer(
         assert priors is not None
     tz = ZoneInfo(shop.timezone)
     today = local_today(clock, shop.timezone)
-    summary = session.exec(
-        select(CustomerSummary).where(CustomerSummary.customer_id == customer_id).with_for_update()
+    summary_key = col(CustomerSummary.customer_id) == customer_id
+    exists = session.execute(
+        select(col(CustomerSummary.customer_id)).where(summary_key).with_for_update()
     ).first()
-    if summary is None:
-        assert shop.id is not None
-        summary = CustomerSummary(customer_id=customer_id, shop_id=shop.id, updated_at=clock.now())
-    rows = session.exec(
+    rows = session.execute(
         select(col(Order.order_date), col(Order.quantity), col(Order.amount_cents)).where(
-            Order.customer_id == customer_id
+            col(Order.customer_id) == customer_id
         )
     ).all()
     orders = [OrderFact(day=d, quantity=float(q), amount=(a or 0) / 100) for d, q, a in rows]
     events = [
-        _event_point(e, tz)
-        for e in session.exec(
-            select(Event).where(
-                Event.customer_id == customer_id, col(Event.kind).in_(RISK_EVENT_KINDS)
+        EventPoint(id=i, kind=k, day=at.astimezone(tz).date(), data=data)
+        for i, k, at, data in session.execute(
+            select(col(Event.id), col(Event.kind), col(Event.occurred_at), col(Event.data)).where(
+                col(Event.customer_id) == customer_id, col(Event.kind).in_(RISK_EVENT_KINDS)
             )
-        )
+        ).all()
     ]
     assessment = assess_customer(
         orders, events, priors=priors, config=risk_config(shop), as_of=today
     )
     known = [o for o in orders if o.day <= today]
     last = max((o.day for o in known), default=None)
-    _apply(
-        summary,
+    values = _summary_values(
         assessment,
         first=min((o.day for o in known), default=None),
         last=last,
@@ -127,9 +139,13 @@ def refresh_customer(
         today=today,
         clock=clock,
     )
-    session.add(summary)
-    session.flush()
-    return summary
+    if exists is None:
+        assert shop.id is not None
+        session.add(CustomerSummary(customer_id=customer_id, shop_id=shop.id, **values))
+        session.flush()
+    else:
+        # ORM-enabled UPDATE: a summary object already in this session is kept in step.
+        session.execute(update(CustomerSummary).where(summary_key).values(**values))
 
 
 def rescore_shop(*, session: Session, shop: Shop, clock: Clock) -> ShopPriors:
@@ -191,20 +207,15 @@ def rescore_shop(*, session: Session, shop: Shop, clock: Clock) -> ShopPriors:
     session.add(own)
     if own is not shop:
         shop.__dict__["settings"] = settings
-    summaries = {
-        s.customer_id: s
-        for s in session.exec(select(CustomerSummary).where(CustomerSummary.shop_id == shop.id))
-    }
+    summaries = set(
+        session.exec(select(CustomerSummary.customer_id).where(CustomerSummary.shop_id == shop.id))
+    )
     fig = scores.figures
     updates: list[dict[str, Any]] = []
     for i, cid in enumerate(customer_ids):
-        summary = summaries.get(cid) or CustomerSummary(
-            customer_id=cid, shop_id=shop.id, updated_at=clock.now()
-        )
         assessment = assessment_at(scores, i)
         first_day, last_day = int(scores.first_day[i]), int(scores.last_day[i])
-        _apply(
-            summary,
+        values = _summary_values(
             assessment,
             first=None if first_day < 0 else _from_epoch(first_day),
             last=None if last_day < 0 else _from_epoch(last_day),
@@ -215,13 +226,11 @@ def rescore_shop(*, session: Session, shop: Shop, clock: Clock) -> ShopPriors:
             clock=clock,
         )
         if cid in summaries:
-            updates.append(summary.model_dump())
+            updates.append({"customer_id": cid, "shop_id": shop.id, **values})
         else:
-            session.add(summary)
+            session.add(CustomerSummary(customer_id=cid, shop_id=shop.id, **values))
     if updates:
-        # One executemany instead of a flush of thousands of dirty objects.
-        for summary in summaries.values():
-            session.expunge(summary)
+        # One executemany (bulk UPDATE by primary key), not thousands of dirty objects.
         session.execute(update(CustomerSummary), updates)
     _assign_value_classes(
         session=session, shop=shop, retained=scores.retained_value, ids=customer_ids

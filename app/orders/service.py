@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 
 from app.clock import Clock
-from app.customers.models import Customer, CustomerSummary
+from app.customers.models import Customer
 from app.customers.risk import refresh_customer
 from app.orders.models import Order
 from app.shops.models import Shop
@@ -69,8 +69,6 @@ def record_order(
     return order
 
 
-def refresh_summary(
-    *, session: Session, shop: Shop, customer_id: int, clock: Clock
-) -> CustomerSummary:
+def refresh_summary(*, session: Session, shop: Shop, customer_id: int, clock: Clock) -> None:
     """Reassess one customer in the caller's transaction (locks the row on PostgreSQL)."""
-    return refresh_customer(session=session, shop=shop, customer_id=customer_id, clock=clock)
+    refresh_customer(session=session, shop=shop, customer_id=customer_id, clock=clock)
