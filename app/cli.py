@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import date
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -182,6 +184,76 @@ def shop_list() -> None:
         return
     for s in shops:
         typer.echo(f"{s.id}\t{s.slug}\t{s.industry}\t{s.name}")
+
+
+def _parse_day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"{option} 的日期要写成 YYYY-MM-DD,例如 2025-06-30(收到 {value!r})。") from None
+
+
+@cli.command()
+def score(
+    orders: Annotated[Path, typer.Argument(help="订单文件 .csv 或 .xlsx(客户、日期、数量、金额)")],
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="评估日 YYYY-MM-DD;默认为文件里最后一单的日期")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("-o", "--out", help="输出 CSV;默认 <订单文件名>_scores.csv")
+    ] = None,
+    horizon: Annotated[int, typer.Option(help="流失概率的时间窗(天)")] = 90,
+    seasonality: Annotated[str, typer.Option(help="季节性:auto / water / none")] = "auto",
+) -> None:
+    """Score every customer in an order export: stage, churn probability, value at risk."""
+    from app.risk.config import RiskConfig
+    from app.risk.export import run_score, summary_lines
+    from app.risk.io import OrderFileError
+
+    day = _parse_day(as_of, "--as-of")
+    if seasonality not in ("auto", "water", "none"):
+        raise _fail(f"--seasonality 只能是 auto、water 或 none(收到 {seasonality!r})。")
+    try:
+        config = RiskConfig(horizon_days=horizon, seasonality=seasonality)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise _fail(f"参数有误 / invalid option: {exc}") from exc
+    try:
+        run = run_score(orders, out=out, as_of=day, config=config)
+    except OrderFileError as exc:
+        raise _fail(str(exc)) from exc
+    for line in summary_lines(run):
+        typer.echo(line)
+
+
+@cli.command()
+def backtest(
+    orders: Annotated[Path, typer.Argument(help="订单文件 .csv 或 .xlsx")],
+    horizon: Annotated[int, typer.Option(help="“不再下单”的天数 N")] = 90,
+    step: Annotated[int, typer.Option(help="每隔几天回放一次")] = 14,
+    from_: Annotated[str | None, typer.Option("--from", help="最早的回放日 YYYY-MM-DD")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="最晚的回放日 YYYY-MM-DD")] = None,
+    seasonality: Annotated[str, typer.Option(help="季节性:auto / water / none")] = "auto",
+) -> None:
+    """Replay the shop's own history: how would the alerts have done, and which thresholds fit."""
+    from app.risk.backtest import BacktestError, render_report, run_backtest
+    from app.risk.config import RiskConfig
+    from app.risk.io import OrderFileError, read_orders
+
+    start, end = _parse_day(from_, "--from"), _parse_day(to, "--to")
+    if seasonality not in ("auto", "water", "none"):
+        raise _fail(f"--seasonality 只能是 auto、water 或 none(收到 {seasonality!r})。")
+    try:
+        config = RiskConfig(horizon_days=horizon, seasonality=seasonality)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise _fail(f"参数有误 / invalid option: {exc}") from exc
+    try:
+        loaded = read_orders(orders)
+        report = run_backtest(loaded.orders, config=config, step=step, start=start, end=end)
+    except (OrderFileError, BacktestError) as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(render_report(report))
 
 
 def main() -> None:
