@@ -25,8 +25,8 @@ LOG_GAP_CLIP = 1.1
 class OrderArrays:
     """Orders as parallel arrays; `customer` indexes 0..n_customers-1."""
 
-    customer: I64
-    day: I64  # days since 1970-01-01, the shop's local calendar
+    customer: I64  # int32 is accepted too (big files use it to save memory)
+    day: I64  # days since 1970-01-01, the shop's local calendar (int32 accepted)
     quantity: F64
     amount: F64
     n_customers: int
@@ -100,23 +100,37 @@ def reduce_history(
     back) still count as orders but say nothing about the rhythm, so they are left out of it.
     """
     n = orders.n_customers
+    # Memory matters at a million customers: no copies where a view will do, and every
+    # order-sized temporary is dropped as soon as it has been reduced.
     keep = orders.day <= as_of_day
-    customer, day = orders.customer[keep], orders.day[keep]
-    quantity, amount = orders.quantity[keep], orders.amount[keep]
+    if keep.all():
+        customer, day, quantity, amount = (
+            orders.customer,
+            orders.day,
+            orders.quantity,
+            orders.amount,
+        )
+    else:
+        customer, day = orders.customer[keep], orders.day[keep]
+        quantity, amount = orders.quantity[keep], orders.amount[keep]
+    del keep
     order_counts = np.bincount(customer, minlength=n).astype(np.int64)
 
     # Collapse to one row per (customer, day), sorted by customer then day.
     key = customer * np.int64(1 << 32) + (day - np.int64(-(1 << 31)))
     order = np.argsort(key)  # sums within a (customer, day) do not care about order
-    key, customer, day = key[order], customer[order], day[order]
-    quantity, amount = quantity[order], amount[order]
+    key = key[order]
     if key.size:
         row_starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
     else:
         row_starts = np.zeros(0, dtype=np.int64)
-    p_customer, p_day = customer[row_starts], day[row_starts]
-    p_qty = np.add.reduceat(quantity, row_starts) if key.size else np.zeros(0)
-    p_amt = np.add.reduceat(amount, row_starts) if key.size else np.zeros(0)
+    del key
+    first_rows = order[row_starts]
+    p_customer, p_day = customer[first_rows], day[first_rows]
+    del first_rows
+    p_qty = np.add.reduceat(quantity[order], row_starts) if order.size else np.zeros(0)
+    p_amt = np.add.reduceat(amount[order], row_starts) if order.size else np.zeros(0)
+    del order, row_starts, customer, day, quantity, amount
 
     n_days = np.bincount(p_customer, minlength=n).astype(np.int64)
     seg_starts = (
@@ -141,22 +155,25 @@ def reduce_history(
     # Gaps between consecutive purchase days of the same customer.
     same = p_customer[1:] == p_customer[:-1] if p_customer.size else np.zeros(0, dtype=bool)
     gap_owner = p_customer[1:][same]
-    cal_gap = (p_day[1:] - p_day[:-1])[same].astype(np.float64)
+    cal_gap = np.diff(p_day)[same].astype(np.float64)
     effective = clock.at(p_day)
-    eff_gap = (effective[1:] - effective[:-1])[same]
+    eff_gap = np.diff(effective)[same]
+    del effective, same
     all_gap_count = np.bincount(gap_owner, minlength=n).astype(np.int64)
     rhythmic = eff_gap <= max_rhythm_gap
     r_owner = gap_owner[rhythmic]
     log_gap = np.log(np.maximum(eff_gap[rhythmic], 0.5))
+    del eff_gap, rhythmic
     gap_count = np.bincount(r_owner, minlength=n).astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
         raw_mean = np.bincount(r_owner, weights=log_gap, minlength=n) / gap_count
-        clipped = np.clip(
-            log_gap, raw_mean[r_owner] - LOG_GAP_CLIP, raw_mean[r_owner] + LOG_GAP_CLIP
-        )
-        log_mean = np.bincount(r_owner, weights=clipped, minlength=n) / gap_count
-        dev2 = (clipped - log_mean[r_owner]) ** 2
-        log_var = np.bincount(r_owner, weights=dev2, minlength=n) / (gap_count - 1)
+        centre = raw_mean[r_owner]
+        np.clip(log_gap, centre - LOG_GAP_CLIP, centre + LOG_GAP_CLIP, out=log_gap)
+        log_mean = np.bincount(r_owner, weights=log_gap, minlength=n) / gap_count
+        np.subtract(log_gap, log_mean[r_owner], out=log_gap)
+        np.square(log_gap, out=log_gap)
+        log_var = np.bincount(r_owner, weights=log_gap, minlength=n) / (gap_count - 1)
+        del centre, log_gap, r_owner
         mean_gap = np.bincount(gap_owner, weights=cal_gap, minlength=n) / all_gap_count
     log_var[gap_count < 2] = np.nan
 

@@ -613,9 +613,16 @@ def _assemble(raw: _Raw, as_of: date | None) -> LoadedOrders:
             f"所有订单都晚于 {from_epoch_day(cutoff)} / "
             f"every order is after {from_epoch_day(cutoff)}"
         )
+    # int32 indices and days halve two of the four order-sized arrays (15M rows: -120 MB
+    # each here, and again in every gathered copy the engine makes).
     orders = OrderArrays(
-        customer=customer, day=day, quantity=quantity, amount=amount, n_customers=len(ids)
+        customer=customer.astype(np.int32),
+        day=day.astype(np.int32),
+        quantity=quantity,
+        amount=amount,
+        n_customers=len(ids),
     )
+    del customer, day
     return LoadedOrders(
         path=raw.path,
         orders=orders,

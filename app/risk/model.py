@@ -36,6 +36,8 @@ MIN_SIGMA2 = (
 )
 MIN_FIT_CUSTOMERS = 10
 FIT_SAMPLE = 50_000
+PRIOR_LOGIT_DROPOUT = math.log(0.05 / 0.95)  # a weak prior: 5 % leave after a purchase
+PRIOR_LOG_K = math.log(10.0)
 
 
 @dataclass(frozen=True)
@@ -155,18 +157,22 @@ def fit_dropout(
     s_now = survival(t_now[buyers], _take(rhythm, buyers))
     offset = signal_logit[buyers]
 
-    def negative_log_likelihood(params: npt.NDArray[np.float64]) -> float:
-        a, b = np.exp(params)
+    def negative_log_posterior(params: npt.NDArray[np.float64]) -> float:
+        # Mean m and concentration k instead of (a, b): with few departures the likelihood
+        # is a flat ridge in (a, b); a weak prior on (logit m, log k) makes the fit unique.
+        m, k = expit(params[0]), math.exp(params[1])
+        a, b = m * k, (1 - m) * k
         odds = a / (b + n - 1) * np.exp(offset)
         ll = betaln(a, b + n) - betaln(a, b) + np.log(odds + s_now)
-        return -float(ll.sum())
+        prior = ((params[0] - PRIOR_LOGIT_DROPOUT) / 3) ** 2 + ((params[1] - PRIOR_LOG_K) / 2) ** 2
+        return -float(ll.sum()) + 0.5 * prior
 
     best = minimize(
-        negative_log_likelihood, x0=np.log([0.5, 5.0]), method="L-BFGS-B",
-        bounds=[(math.log(1e-3), math.log(1e3)), (math.log(1e-2), math.log(1e5))],
+        negative_log_posterior, x0=np.array([PRIOR_LOGIT_DROPOUT, PRIOR_LOG_K]),
+        method="L-BFGS-B", bounds=[(-9.0, 4.0), (math.log(0.05), math.log(1e5))],
     )  # fmt: skip
-    a, b = np.exp(best.x)
-    return float(a), float(b)
+    m, k = expit(best.x[0]), math.exp(best.x[1])
+    return float(m * k), float((1 - m) * k)
 
 
 def _take(rhythm: Rhythm, mask: npt.NDArray[np.bool_]) -> Rhythm:
