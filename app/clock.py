@@ -40,6 +40,11 @@ class FixedClock:
         return cls(local.astimezone(UTC))
 
 
+def from_utc(moment: datetime) -> datetime:
+    """An aware datetime; raw SQLite reads give naive UTC, which this makes explicit."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
 def local_today(clock: Clock, tz: str) -> date:
     """Today's date in the shop's timezone."""
     return clock.now().astimezone(ZoneInfo(tz)).date()

@@ -13,10 +13,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, col, select
 
-from app.clock import Clock, local_today
+from app.clock import Clock, from_utc, local_today
 from app.customers.models import Customer, CustomerSummary
 from app.events.models import Event
 from app.orders.models import Order
@@ -93,12 +93,37 @@ def _event_point(event: Event, tz: ZoneInfo) -> EventPoint:
     )
 
 
-def refresh_customer(*, session: Session, shop: Shop, customer_id: int, clock: Clock) -> None:
-    """Reassess one customer now, in the caller's transaction (row locked on PostgreSQL).
+_SUMMARY = CustomerSummary.__table__  # type: ignore[attr-defined]
+_ORDERS = Order.__table__  # type: ignore[attr-defined]
+_EVENTS = Event.__table__  # type: ignore[attr-defined]
+_SUMMARY_FIELDS = (
+    "first_order_on", "last_order_on", "order_count", "total_quantity", "total_amount_cents",
+    "last_quantity", "mean_interval_days", "expected_interval_days", "stage",
+    "churn_probability", "p_alive", "clv_cents", "retained_value_cents", "value_at_risk_cents",
+    "findings", "check_on", "red_on", "lost_on", "assessed_on", "updated_at",
+)  # fmt: skip
+# Built once: this path runs after every order and event, and composing a 20-column UPDATE
+# per call cost more than the assessment itself.
+_LOCK_SUMMARY = (
+    select(_SUMMARY.c.customer_id)
+    .where(_SUMMARY.c.customer_id == bindparam("cid"))
+    .with_for_update()
+)
+_SELECT_ORDERS = select(_ORDERS.c.order_date, _ORDERS.c.quantity, _ORDERS.c.amount_cents).where(
+    _ORDERS.c.customer_id == bindparam("cid")
+)
+_SELECT_EVENTS = select(_EVENTS.c.id, _EVENTS.c.kind, _EVENTS.c.occurred_at, _EVENTS.c.data).where(
+    _EVENTS.c.customer_id == bindparam("cid"), _EVENTS.c.kind.in_(RISK_EVENT_KINDS)
+)
+_UPDATE_SUMMARY = (
+    _SUMMARY.update()
+    .where(_SUMMARY.c.customer_id == bindparam("cid"))
+    .values({name: bindparam(f"v_{name}", type_=_SUMMARY.c[name].type) for name in _SUMMARY_FIELDS})
+)
 
-    Core statements rather than ORM objects: this runs after every order and event, and
-    loading and validating a summary object costs more than the assessment itself.
-    """
+
+def refresh_customer(*, session: Session, shop: Shop, customer_id: int, clock: Clock) -> None:
+    """Reassess one customer now, in the caller's transaction (row locked on PostgreSQL)."""
     priors = stored_priors(shop)
     if priors is None:
         rescore_shop(session=session, shop=shop, clock=clock)
@@ -106,23 +131,18 @@ def refresh_customer(*, session: Session, shop: Shop, customer_id: int, clock: C
         assert priors is not None
     tz = ZoneInfo(shop.timezone)
     today = local_today(clock, shop.timezone)
-    summary_key = col(CustomerSummary.customer_id) == customer_id
-    exists = session.execute(
-        select(col(CustomerSummary.customer_id)).where(summary_key).with_for_update()
-    ).first()
-    rows = session.execute(
-        select(col(Order.order_date), col(Order.quantity), col(Order.amount_cents)).where(
-            col(Order.customer_id) == customer_id
-        )
-    ).all()
-    orders = [OrderFact(day=d, quantity=float(q), amount=(a or 0) / 100) for d, q, a in rows]
+    # Orders and events just added through the ORM must reach the database first.
+    session.flush()
+    conn = session.connection()
+    key = {"cid": customer_id}
+    exists = conn.execute(_LOCK_SUMMARY, key).first()
+    orders = [
+        OrderFact(day=d, quantity=float(q), amount=(a or 0) / 100)
+        for d, q, a in conn.execute(_SELECT_ORDERS, key)
+    ]
     events = [
-        EventPoint(id=i, kind=k, day=at.astimezone(tz).date(), data=data)
-        for i, k, at, data in session.execute(
-            select(col(Event.id), col(Event.kind), col(Event.occurred_at), col(Event.data)).where(
-                col(Event.customer_id) == customer_id, col(Event.kind).in_(RISK_EVENT_KINDS)
-            )
-        ).all()
+        EventPoint(id=i, kind=k, day=from_utc(at).astimezone(tz).date(), data=data)
+        for i, k, at, data in conn.execute(_SELECT_EVENTS, key)
     ]
     assessment = assess_customer(
         orders, events, priors=priors, config=risk_config(shop), as_of=today
@@ -143,9 +163,12 @@ def refresh_customer(*, session: Session, shop: Shop, customer_id: int, clock: C
         assert shop.id is not None
         session.add(CustomerSummary(customer_id=customer_id, shop_id=shop.id, **values))
         session.flush()
-    else:
-        # ORM-enabled UPDATE: a summary object already in this session is kept in step.
-        session.execute(update(CustomerSummary).where(summary_key).values(**values))
+        return
+    conn.execute(_UPDATE_SUMMARY, {"cid": customer_id, **{f"v_{k}": v for k, v in values.items()}})
+    # A copy of this summary loaded earlier in the session would now be stale.
+    cached = session.identity_map.get(session.identity_key(CustomerSummary, customer_id))
+    if cached is not None:
+        session.expire(cached)
 
 
 def rescore_shop(*, session: Session, shop: Shop, clock: Clock) -> ShopPriors:
