@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from app.clock import Clock, from_utc, local_today
 from app.customers.models import Customer, CustomerSummary
 from app.events.models import Event
+from app.events.service import RISK_EVENT_KINDS
 from app.orders.models import Order
 from app.risk.assess import Assessment, OrderFact, assess_customer, assessment_at
 from app.risk.batch import score_arrays
@@ -30,11 +31,6 @@ from app.risk.season import epoch_day
 from app.shops.models import Shop
 
 PRIORS_KEY = "risk_priors"
-# Event kinds the engine reads; others (notes, customer_created) never change an assessment.
-RISK_EVENT_KINDS = (
-    "interaction", "outreach", "outcome", "pause", "complaint", "complaint_resolved",
-    "satisfaction", "tickets", "deposit", "contact_deleted", "undo",
-)  # fmt: skip
 
 
 def risk_config(shop: Shop) -> RiskConfig:
@@ -115,11 +111,19 @@ _SELECT_ORDERS = select(_ORDERS.c.order_date, _ORDERS.c.quantity, _ORDERS.c.amou
 _SELECT_EVENTS = select(_EVENTS.c.id, _EVENTS.c.kind, _EVENTS.c.occurred_at, _EVENTS.c.data).where(
     _EVENTS.c.customer_id == bindparam("cid"), _EVENTS.c.kind.in_(RISK_EVENT_KINDS)
 )
+# Undo events are shop-level (one message may have touched several customers).
+_SELECT_UNDOS = select(_EVENTS.c.data).where(
+    _EVENTS.c.shop_id == bindparam("shop"), _EVENTS.c.kind == "undo"
+)
 _UPDATE_SUMMARY = (
     _SUMMARY.update()
     .where(_SUMMARY.c.customer_id == bindparam("cid"))
     .values({name: bindparam(f"v_{name}", type_=_SUMMARY.c[name].type) for name in _SUMMARY_FIELDS})
 )
+
+
+def _undone_ids(undo_payloads: Any) -> set[int]:
+    return {int(i) for data in undo_payloads for i in (data or {}).get("event_ids", [])}
 
 
 def refresh_customer(*, session: Session, shop: Shop, customer_id: int, clock: Clock) -> None:
@@ -140,9 +144,11 @@ def refresh_customer(*, session: Session, shop: Shop, customer_id: int, clock: C
         OrderFact(day=d, quantity=float(q), amount=(a or 0) / 100)
         for d, q, a in conn.execute(_SELECT_ORDERS, key)
     ]
+    undone = _undone_ids(conn.execute(_SELECT_UNDOS, {"shop": shop.id}).scalars())
     events = [
         EventPoint(id=i, kind=k, day=from_utc(at).astimezone(tz).date(), data=data)
         for i, k, at, data in conn.execute(_SELECT_EVENTS, key)
+        if i not in undone
     ]
     assessment = assess_customer(
         orders, events, priors=priors, config=risk_config(shop), as_of=today
@@ -198,9 +204,12 @@ def rescore_shop(*, session: Session, shop: Shop, clock: Clock) -> ShopPriors:
         n_customers=len(customer_ids),
     )
     per_customer: dict[int, list[EventPoint]] = defaultdict(list)
+    undone = _undone_ids(session.connection().execute(_SELECT_UNDOS, {"shop": shop.id}).scalars())
     for event in session.exec(
         select(Event).where(Event.shop_id == shop.id, col(Event.kind).in_(RISK_EVENT_KINDS))
     ):
+        if event.id in undone:
+            continue
         if event.customer_id is not None and event.customer_id in index:
             per_customer[event.customer_id].append(_event_point(event, tz))
     config = risk_config(shop)

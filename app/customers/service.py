@@ -12,6 +12,7 @@ from app.customers.models import Customer, CustomerSummary
 from app.events.service import log_event
 from app.orders.models import Order
 from app.risk.assess import STAGE_LABELS, Stage, stage_on
+from app.risk.signals import BY_CODE, EVENT_SIGNAL_MASK
 from app.shops.models import Shop
 
 
@@ -106,6 +107,15 @@ class DueCustomer:
     @property
     def overdue_ratio(self) -> float:
         return self.days_since_last / self.expected_interval_days
+
+    @property
+    def reason(self) -> str | None:
+        """The owner's record that put them on the list (投诉未解决), when not just the gap."""
+        for finding in self.summary.findings:
+            spec = BY_CODE.get(str(finding.get("code")))
+            if spec is not None and (1 << spec.bit) & int(EVENT_SIGNAL_MASK):
+                return spec.label
+        return None
 
 
 def due_customers(*, session: Session, shop: Shop, today: date) -> list[DueCustomer]:

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from app.clock import Clock
 from app.events.models import Event
+
+# Event kinds the risk engine reads (app/risk/events.py); others never change an assessment.
+RISK_EVENT_KINDS = (
+    "interaction", "outreach", "outcome", "pause", "complaint", "complaint_resolved",
+    "satisfaction", "tickets", "deposit", "contact_deleted", "undo",
+)  # fmt: skip
 
 
 def log_event(
@@ -35,4 +41,24 @@ def log_event(
     )
     session.add(event)
     session.flush()
+    # A complaint, a cold reply, a returned bucket (or undoing one) changes the customer's
+    # risk now, in the same transaction, not at the next nightly rescore.
+    affected: set[int] = set()
+    if customer_id is not None and kind in RISK_EVENT_KINDS:
+        affected.add(customer_id)
+    if kind == "undo" and event.data.get("event_ids"):
+        ids = [int(i) for i in event.data["event_ids"]]
+        affected |= {
+            c
+            for c in session.exec(select(Event.customer_id).where(col(Event.id).in_(ids)))
+            if c is not None
+        }
+    if affected:
+        from app.customers.risk import refresh_customer
+        from app.shops.models import Shop
+
+        shop = session.get(Shop, shop_id)
+        if shop is not None:
+            for affected_id in sorted(affected):
+                refresh_customer(session=session, shop=shop, customer_id=affected_id, clock=clock)
     return event
