@@ -6,9 +6,12 @@ import logging
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from app.risk.config import RiskConfig
 
 from app.clock import Clock, clock_for
 from app.config import Settings, get_settings
@@ -208,23 +211,29 @@ def score(
     seasonality: Annotated[str, typer.Option(help="季节性:auto / water / none")] = "auto",
 ) -> None:
     """Score every customer in an order export: stage, churn probability, value at risk."""
-    from app.risk.config import RiskConfig
     from app.risk.export import run_score, summary_lines
     from app.risk.io import OrderFileError
 
     day = _parse_day(as_of, "--as-of")
-    if seasonality not in ("auto", "water", "none"):
-        raise _fail(f"--seasonality 只能是 auto、water 或 none(收到 {seasonality!r})。")
-    try:
-        config = RiskConfig(horizon_days=horizon, seasonality=seasonality)  # type: ignore[arg-type]
-    except ValueError as exc:
-        raise _fail(f"参数有误 / invalid option: {exc}") from exc
+    config = _risk_config(horizon, seasonality)
     try:
         run = run_score(orders, out=out, as_of=day, config=config)
     except OrderFileError as exc:
         raise _fail(str(exc)) from exc
     for line in summary_lines(run):
         typer.echo(line)
+
+
+def _risk_config(horizon: int, seasonality: str) -> RiskConfig:
+    """The engine settings from the command's options, or a clear refusal."""
+    from app.risk.config import RiskConfig
+
+    if seasonality not in ("auto", "water", "none"):
+        raise _fail(f"--seasonality 只能是 auto、water 或 none(收到 {seasonality!r})。")
+    try:
+        return RiskConfig(horizon_days=horizon, seasonality=seasonality)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise _fail(f"参数有误 / invalid option: {exc}") from exc
 
 
 @cli.command()
@@ -238,16 +247,10 @@ def backtest(
 ) -> None:
     """Replay the shop's own history: how would the alerts have done, and which thresholds fit."""
     from app.risk.backtest import BacktestError, render_report, run_backtest
-    from app.risk.config import RiskConfig
     from app.risk.io import OrderFileError, read_orders
 
     start, end = _parse_day(from_, "--from"), _parse_day(to, "--to")
-    if seasonality not in ("auto", "water", "none"):
-        raise _fail(f"--seasonality 只能是 auto、water 或 none(收到 {seasonality!r})。")
-    try:
-        config = RiskConfig(horizon_days=horizon, seasonality=seasonality)  # type: ignore[arg-type]
-    except ValueError as exc:
-        raise _fail(f"参数有误 / invalid option: {exc}") from exc
+    config = _risk_config(horizon, seasonality)
     try:
         loaded = read_orders(orders)
         report = run_backtest(loaded.orders, config=config, step=step, start=start, end=end)
