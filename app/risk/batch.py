@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import expit, logit, ndtri
+from scipy.special import expit, logit
 
 from app.risk.config import RiskConfig
 from app.risk.history import CustomerFigures, OrderArrays, reduce_history
@@ -27,6 +27,7 @@ from app.risk.model import (
     fit_rhythm_priors,
     leave_odds,
     posterior_rhythm,
+    student_isf,
 )
 from app.risk.season import (
     WATER_DEFAULT,
@@ -107,12 +108,12 @@ def fit_priors(orders: OrderArrays, *, as_of: date, config: RiskConfig) -> ShopP
     return score_arrays(orders, as_of=as_of, config=config).priors
 
 
-def _threshold_t(rhythm_mu: F64, sd: F64, odds: F64, gone: float) -> F64:
+def _threshold_t(rhythm_mu: F64, sd: F64, df: F64 | None, odds: F64, gone: float) -> F64:
     """Effective days t at which P(gone) = 1 - P(alive) reaches `gone` (0 if already)."""
     # odds / (odds + S) = gone  <=>  S = odds (1 - gone) / gone
     target = odds * (1 - gone) / gone
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.exp(rhythm_mu + sd * ndtri(1 - np.minimum(target, 1.0)))
+        t = np.exp(rhythm_mu + sd * student_isf(df, np.minimum(target, 1.0)))
     result: F64 = np.where(target >= 1.0, 0.0, t)
     return result
 
@@ -251,16 +252,18 @@ def score_arrays(
         return t * strict
 
     sd = rhythm.predictive_sd
+    df = rhythm.df
     yellow_t = np.minimum(
         ratio_t(config.quiet_ratio, config.quiet_extra_days),
-        _threshold_t(rhythm.mu, sd, odds, config.quiet_probability),
+        _threshold_t(rhythm.mu, sd, df, odds, config.quiet_probability),
     )
     red_t = np.minimum(
         ratio_t(config.at_risk_ratio, config.at_risk_extra_days),
-        _threshold_t(rhythm.mu, sd, odds, config.at_risk_probability),
+        _threshold_t(rhythm.mu, sd, df, odds, config.at_risk_probability),
     )
     lost_t = np.minimum(
-        ratio_t(config.lost_ratio, 0), _threshold_t(rhythm.mu, sd, odds, config.lost_probability)
+        ratio_t(config.lost_ratio, 0),
+        _threshold_t(rhythm.mu, sd, df, odds, config.lost_probability),
     )
     paused = facts.paused_effective_days
     check_day = clock.day_after(last, yellow_t + paused)
