@@ -11,11 +11,15 @@ Only this shop's customers are ever read.
 from __future__ import annotations
 
 import re
+import threading
+import weakref
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from pypinyin import lazy_pinyin
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
+from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -121,8 +125,7 @@ def is_clear(matches: list[Match]) -> bool:
     return False
 
 
-def shop_rows(*, session: Session, shop: Shop) -> list[CustomerRow]:
-    """This shop's findable customers (not forgotten), as light rows."""
+def _light_rows(session: Session, shop_id: int) -> list[CustomerRow]:
     result = session.execute(
         sa_select(
             col(Customer.id),
@@ -130,7 +133,7 @@ def shop_rows(*, session: Session, shop: Shop) -> list[CustomerRow]:
             col(Customer.aliases),
             col(Customer.phone),
             col(Customer.address),
-        ).where(col(Customer.shop_id) == shop.id, col(Customer.status) != "forgotten")
+        ).where(col(Customer.shop_id) == shop_id, col(Customer.status) != "forgotten")
     )
     return [
         CustomerRow(id=i, name=n, aliases=tuple(a or ()), phone=p, address=ad)
@@ -139,18 +142,187 @@ def shop_rows(*, session: Session, shop: Shop) -> list[CustomerRow]:
     ]
 
 
+def shop_rows(*, session: Session, shop: Shop) -> list[CustomerRow]:
+    """This shop's findable customers (not forgotten), as light rows."""
+    assert shop.id is not None
+    return _light_rows(session, shop.id)
+
+
+class MatchIndex:
+    """One shop's findable customers, prepared once for fast ranking.
+
+    `rank_indexed` gives exactly what `rank(query, rows)` gives for the same rows (a test
+    checks this over the bot corpus): tiers are tried strongest first, so each row only
+    reaches a tier when no row matched a stronger one, as in `_tier`.
+    """
+
+    def __init__(self, rows: list[CustomerRow]) -> None:
+        self.rows = rows
+        self.texts = [(r.name, *r.aliases) for r in rows]
+        self.aliases: dict[str, list[tuple[int, str]]] = {}
+        self.pinyin: dict[str, set[int]] = {}
+        self.flat_texts: list[str] = []
+        self.flat_keys: list[str] = []
+        self.flat_owner: list[int] = []
+        for ordinal, (row, texts) in enumerate(zip(rows, self.texts, strict=True)):
+            seen: set[str] = set()
+            for alias in row.aliases:
+                lowered = alias.lower()
+                if lowered not in seen:  # the first alias that matches is the one named
+                    seen.add(lowered)
+                    self.aliases.setdefault(lowered, []).append((ordinal, alias))
+            for text in texts:
+                key = pinyin_key(text)
+                self.pinyin.setdefault(key, set()).add(ordinal)
+                self.flat_texts.append(text)
+                self.flat_keys.append(key)
+                self.flat_owner.append(ordinal)
+        self.with_phone = [i for i, r in enumerate(rows) if r.phone]
+
+    def rank(self, query: str) -> list[Match]:
+        """Candidates in the best tier that matched anyone, best first (as `rank`)."""
+        query = query.strip()
+        if not query:
+            return []
+        rows = self.rows
+        found = [Match(r.id, "name", r.name) for r in rows if r.name == query]
+        if found:
+            return _sorted(found)
+        lowered = query.lower()
+        found = [Match(rows[i].id, "alias", alias) for i, alias in self.aliases.get(lowered, ())]
+        if found:
+            return _sorted(found)
+        phone = _PHONE_QUERY.match(lowered)
+        # A row with a phone answers a phone-like query by its phone or not at all.
+        skip: set[int] = set()
+        if phone:
+            digits = phone.group(1)
+            skip = set(self.with_phone)
+            for i in self.with_phone:
+                number = rows[i].phone or ""
+                if number == digits or (len(digits) <= 8 and number.endswith(digits)):
+                    found.append(Match(rows[i].id, "phone", f"尾号{number[-4:]}"))
+            if found:
+                return _sorted(found)
+        key = pinyin_key(query)
+        if key:
+            found = [
+                Match(rows[i].id, "pinyin", query)
+                for i in sorted(self.pinyin.get(key, ()))
+                if i not in skip
+            ]
+            if found:
+                return _sorted(found)
+        long_query = len(query) >= 2
+        for i, texts in enumerate(self.texts):
+            if i in skip:
+                continue
+            for text in texts:
+                if query in text or (len(text) >= 2 and text in query):
+                    found.append(Match(rows[i].id, "contains", query, -abs(len(text) - len(query))))
+                    break
+            else:
+                address = rows[i].address
+                if long_query and address and query in address:
+                    found.append(
+                        Match(rows[i].id, "address", address, -abs(len(address) - len(query)))
+                    )
+        if found:
+            return _sorted(found)
+        best: dict[int, float] = {}
+        for _, score, j in process.extract(
+            query,
+            self.flat_texts,
+            scorer=fuzz.ratio,
+            processor=None,
+            score_cutoff=FUZZY_MIN_SCORE,
+            limit=None,
+        ):
+            i = self.flat_owner[j]
+            best[i] = max(best.get(i, 0.0), score)
+        for _, score, j in process.extract(
+            key,
+            self.flat_keys,
+            scorer=fuzz.ratio,
+            processor=None,
+            score_cutoff=PINYIN_FUZZY_MIN_SCORE,
+            limit=None,
+        ):
+            i = self.flat_owner[j]
+            best[i] = max(best.get(i, 0.0), score)
+        found = [
+            Match(rows[i].id, "fuzzy", query, score)
+            for i, score in best.items()
+            if i not in skip and score >= FUZZY_MIN_SCORE
+        ]
+        return _sorted(found)
+
+
+def _sorted(found: list[Match]) -> list[Match]:
+    found.sort(key=lambda m: (TIERS.index(m.how), -m.score, m.customer_id))
+    return found
+
+
+# Per database (its connection pool) and shop: (fingerprint, index). The fingerprint is read
+# in the caller's own transaction on every use, so a customer added, renamed or forgotten by
+# this or any other process (or earlier in this very transaction) is seen at once.
+_CACHE: weakref.WeakKeyDictionary[Any, dict[int, tuple[tuple[Any, ...], MatchIndex]]] = (
+    weakref.WeakKeyDictionary()
+)
+_CACHE_LOCK = threading.Lock()
+_SHOPS_PER_DATABASE = 256
+
+
+def _fingerprint(session: Session, shop_id: int) -> tuple[Any, ...]:
+    """Changes whenever any of the shop's customers is added, removed or has a name, alias,
+    phone, address or status change: triggers give the row a new random match_tag then."""
+    row = session.execute(
+        sa_select(
+            func.count(),
+            func.coalesce(func.sum(col(Customer.match_tag)), 0),
+            func.max(col(Customer.id)),
+        ).where(col(Customer.shop_id) == shop_id)
+    ).one()
+    return (int(row[0]), int(row[1]), row[2])
+
+
+def match_index(*, session: Session, shop: Shop) -> MatchIndex:
+    """The shop's match index, rebuilt only when its customers changed."""
+    assert shop.id is not None
+    bind = session.get_bind()
+    pool = getattr(bind, "pool", None) or bind.engine.pool
+    fingerprint = _fingerprint(session, shop.id)
+    with _CACHE_LOCK:
+        entry = _CACHE.get(pool, {}).get(shop.id)
+    if entry is not None and entry[0] == fingerprint:
+        return entry[1]
+    index = MatchIndex(_light_rows(session, shop.id))
+    if _fingerprint(session, shop.id) != fingerprint:
+        # Another writer committed between the two reads (PostgreSQL, read committed):
+        # the index is right for now but must not be filed under the older fingerprint.
+        return index
+    with _CACHE_LOCK:
+        shops = _CACHE.setdefault(pool, {})
+        shops.pop(shop.id, None)
+        while len(shops) >= _SHOPS_PER_DATABASE:
+            shops.pop(next(iter(shops)))
+        shops[shop.id] = (fingerprint, index)
+    return index
+
+
 def match_customers(*, session: Session, shop: Shop, query: str) -> list[Match]:
     """Who `query` may mean in this shop, best tier only (exact names use the index)."""
     query = query.strip()
     if not query:
         return []
-    # Whole rows, not ids: they land in the session's identity map, so the caller's
-    # session.get(Customer, id) costs no second query.
+    # Whole rows, not ids: kept referenced by the session (its identity map holds objects
+    # only weakly), so the caller's session.get(Customer, id) costs no second query.
     exact = session.exec(
         select(Customer).where(
             Customer.shop_id == shop.id, Customer.name == query, Customer.status != "forgotten"
         )
     ).all()
     if exact:
+        session.info.setdefault("matched_customers", []).extend(exact)
         return [Match(c.id, "name", query) for c in exact if c.id is not None]
-    return rank(query, shop_rows(session=session, shop=shop))
+    return match_index(session=session, shop=shop).rank(query)

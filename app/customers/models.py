@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, BigInteger, Column, Index
 from sqlmodel import Field, SQLModel
 
 VALUE_CLASSES = ("A", "B", "C", "D")
@@ -33,6 +33,12 @@ class Customer(SQLModel, table=True):
     assigned_staff_id: int | None = Field(default=None, foreign_key="staff.id")
     note: str | None = Field(default=None, max_length=500)
     created_at: datetime
+    # Rewritten with a random value by database triggers (migration 0005) whenever name,
+    # aliases, phone, address, status or shop change, so a cached match index can check
+    # cheaply that it is current. Never set it from the application.
+    match_tag: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
 
 
 class CustomerSummary(SQLModel, table=True):

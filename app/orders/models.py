@@ -14,7 +14,11 @@ class Order(SQLModel, table=True):
     """One order as the owner recorded it."""
 
     __tablename__ = "orders"
-    __table_args__ = (Index("ix_orders_customer_date", "customer_id", "order_date"),)
+    __table_args__ = (
+        Index("ix_orders_customer_date", "customer_id", "order_date"),
+        # The month summary: shop_id = ? AND order_date BETWEEN ? AND ?.
+        Index("ix_orders_shop_date", "shop_id", "order_date"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     shop_id: int = Field(foreign_key="shop.id", index=True)

@@ -20,11 +20,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func
+from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
 from app.bot.ledger import live_events
 from app.bot.when import month_end
+from app.customers.models import Customer
 from app.events.models import Event
 from app.orders.models import Order
 from app.shops.models import Shop
@@ -71,6 +72,11 @@ def _utc_start(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
 
 
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; they are UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def _latest_outcomes(events: list[Event]) -> dict[int, dict[str, Any]]:
     latest: dict[int, dict[str, Any]] = {}
     for event in events:  # oldest first, so the last one seen wins
@@ -91,41 +97,36 @@ def month_summary(*, session: Session, shop: Shop, first_day: date, today: date)
         col(Order.order_date) >= first_day,
         col(Order.order_date) <= last_day,
     )
-    orders, revenue, active = session.exec(
+    # Index range scans on orders(shop_id, order_date); no pass over the shop's whole history.
+    orders, revenue, quantity = session.exec(
         select(
             func.count(col(Order.id)),
             func.coalesce(func.sum(Order.amount_cents), 0),
-            func.count(func.distinct(Order.customer_id)),
+            func.coalesce(func.sum(case((col(Order.unit) == unit, Order.quantity), else_=0)), 0),
         ).where(*in_month)
     ).one()
-    quantity = session.exec(
-        select(func.coalesce(func.sum(Order.quantity), 0)).where(*in_month, Order.unit == unit)
-    ).one()
-    firsts = (
-        select(Order.customer_id, func.min(Order.order_date).label("first"))
-        .where(Order.shop_id == shop.id)
-        .group_by(col(Order.customer_id))
-        .subquery()
+    active_ids = set(session.exec(select(col(Order.customer_id)).where(*in_month).distinct()))
+    # Per customer, one probe of orders(customer_id, order_date): it costs the number of
+    # customers, not the length of the shop's history. (A customer's orders are always in
+    # the customer's shop, and naming orders.shop_id here would steer SQLite to scan
+    # orders(shop_id, order_date) instead.)
+    earlier = (
+        select(col(Order.id))
+        .where(col(Order.customer_id) == col(Customer.id), col(Order.order_date) < first_day)
+        .exists()
     )
-    new_customers: int = session.exec(
-        select(func.count())
-        .select_from(firsts)
-        .where(firsts.c.first >= first_day, firsts.c.first <= last_day)
-    ).one()
-    ordered_before: set[int] = set(
-        session.exec(
-            select(col(Order.customer_id))
-            .where(Order.shop_id == shop.id, col(Order.order_date) < first_day)
-            .distinct()
-        )
-    )
-    outcomes_before = _latest_outcomes(
-        live_events(session, shop.id, kinds=("outcome",), until=start)
-    )
+    ordered_before: set[int] = {
+        i
+        for i in session.exec(select(col(Customer.id)).where(Customer.shop_id == shop.id, earlier))
+        if i is not None
+    }
+    # First order ever in the month = ordered in the month and never before it.
+    new_customers = len(active_ids - ordered_before)
+    # Outcome marks are few: read them once, up to the month's end, and split at its start.
+    marks = live_events(session, shop.id, kinds=("outcome",), until=end)
+    outcomes_before = _latest_outcomes([e for e in marks if _aware(e.occurred_at) < start])
     at_start = {c for c in ordered_before if outcomes_before.get(c, {}).get("outcome") != "lost"}
-    outcomes = _latest_outcomes(
-        live_events(session, shop.id, kinds=("outcome",), since=start, until=end)
-    )
+    outcomes = _latest_outcomes([e for e in marks if _aware(e.occurred_at) >= start])
     lost = {c: d for c, d in outcomes.items() if d.get("outcome") == "lost"}
     recovered = sum(1 for d in outcomes.values() if d.get("outcome") == "recovered")
     counts = Counter(str(d.get("reason") or "其他") for d in lost.values())
@@ -144,8 +145,8 @@ def month_summary(*, session: Session, shop: Shop, first_day: date, today: date)
         unit=unit,
         revenue_cents=int(revenue or 0) + tickets_sold,
         tickets_sold_cents=tickets_sold,
-        active_customers=int(active or 0),
-        new_customers=int(new_customers),
+        active_customers=len(active_ids),
+        new_customers=new_customers,
         lost=len(lost),
         reasons=reasons,
         recovered=recovered,

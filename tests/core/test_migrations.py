@@ -68,7 +68,7 @@ def test_upgrade_from_first_schema_keeps_every_row(blank_url: str) -> None:
             )
         )
     upgrade(engine)
-    assert current_revision(engine) == "0004"
+    assert current_revision(engine) == "0005"
     with engine.connect() as conn:
         row = conn.execute(
             text("SELECT customer_id, quantity, amount_cents, inbox_id FROM orders")
@@ -79,7 +79,7 @@ def test_upgrade_from_first_schema_keeps_every_row(blank_url: str) -> None:
         columns = {c["name"] for c in inspect(conn).get_columns("orders")}
         assert "inbox_id" in columns
     upgrade(engine)  # a second start changes nothing
-    assert current_revision(engine) == "0004"
+    assert current_revision(engine) == "0005"
     engine.dispose()
 
 
