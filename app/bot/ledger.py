@@ -19,7 +19,7 @@ from app.bot.context import BotContext
 from app.channels.models import InboxMessage
 from app.customers.models import Customer
 from app.events.models import Event
-from app.events.service import log_event
+from app.events.service import log_event, undone_event_ids
 from app.orders.models import Order
 from app.orders.service import refresh_summary
 
@@ -60,16 +60,6 @@ def link_new_customer(ctx: BotContext, customer: Customer) -> None:
         created.inbox_id = ctx.inbox_id
         ctx.session.add(created)
     ctx.changed = True
-
-
-def undone_event_ids(session: Session, shop_id: int) -> set[int]:
-    """Ids of events some later "undo" cancelled; every reader skips them."""
-    ids: set[int] = set()
-    for data in session.exec(
-        select(col(Event.data)).where(Event.shop_id == shop_id, Event.kind == "undo")
-    ):
-        ids.update(int(i) for i in data.get("event_ids", []))
-    return ids
 
 
 def live_events(

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from app.clock import Clock, from_utc, local_today
 from app.customers.models import Customer, CustomerSummary
 from app.events.models import Event
-from app.events.service import RISK_EVENT_KINDS
+from app.events.service import RISK_EVENT_KINDS, undone_event_ids
 from app.orders.models import Order
 from app.risk.assess import Assessment, OrderFact, assess_customer, assessment_at
 from app.risk.batch import score_arrays
@@ -27,7 +27,7 @@ from app.risk.config import RiskConfig
 from app.risk.events import EventPoint, customer_facts, facts_array
 from app.risk.history import OrderArrays
 from app.risk.model import ShopPriors
-from app.risk.season import epoch_day
+from app.risk.season import epoch_day, from_epoch_day
 from app.shops.models import Shop
 
 PRIORS_KEY = "risk_priors"
@@ -111,19 +111,11 @@ _SELECT_ORDERS = select(_ORDERS.c.order_date, _ORDERS.c.quantity, _ORDERS.c.amou
 _SELECT_EVENTS = select(_EVENTS.c.id, _EVENTS.c.kind, _EVENTS.c.occurred_at, _EVENTS.c.data).where(
     _EVENTS.c.customer_id == bindparam("cid"), _EVENTS.c.kind.in_(RISK_EVENT_KINDS)
 )
-# Undo events are shop-level (one message may have touched several customers).
-_SELECT_UNDOS = select(_EVENTS.c.data).where(
-    _EVENTS.c.shop_id == bindparam("shop"), _EVENTS.c.kind == "undo"
-)
 _UPDATE_SUMMARY = (
     _SUMMARY.update()
     .where(_SUMMARY.c.customer_id == bindparam("cid"))
     .values({name: bindparam(f"v_{name}", type_=_SUMMARY.c[name].type) for name in _SUMMARY_FIELDS})
 )
-
-
-def _undone_ids(undo_payloads: Any) -> set[int]:
-    return {int(i) for data in undo_payloads for i in (data or {}).get("event_ids", [])}
 
 
 def refresh_customer(*, session: Session, shop: Shop, customer_id: int, clock: Clock) -> None:
@@ -144,7 +136,9 @@ def refresh_customer(*, session: Session, shop: Shop, customer_id: int, clock: C
         OrderFact(day=d, quantity=float(q), amount=(a or 0) / 100)
         for d, q, a in conn.execute(_SELECT_ORDERS, key)
     ]
-    undone = _undone_ids(conn.execute(_SELECT_UNDOS, {"shop": shop.id}).scalars())
+    # Undo events are shop-level: one message may have touched several customers.
+    assert shop.id is not None
+    undone = undone_event_ids(session, shop.id)
     events = [
         EventPoint(id=i, kind=k, day=from_utc(at).astimezone(tz).date(), data=data)
         for i, k, at, data in conn.execute(_SELECT_EVENTS, key)
@@ -204,7 +198,7 @@ def rescore_shop(*, session: Session, shop: Shop, clock: Clock) -> ShopPriors:
         n_customers=len(customer_ids),
     )
     per_customer: dict[int, list[EventPoint]] = defaultdict(list)
-    undone = _undone_ids(session.connection().execute(_SELECT_UNDOS, {"shop": shop.id}).scalars())
+    undone = undone_event_ids(session, shop.id)
     for event in session.exec(
         select(Event).where(Event.shop_id == shop.id, col(Event.kind).in_(RISK_EVENT_KINDS))
     ):
@@ -223,7 +217,7 @@ def rescore_shop(*, session: Session, shop: Shop, clock: Clock) -> ShopPriors:
         [
             customer_facts(
                 per_customer.get(cid, []),
-                last_order=None if last_days[i] < 0 else _from_epoch(int(last_days[i])),
+                last_order=None if last_days[i] < 0 else from_epoch_day(int(last_days[i])),
                 today=today,
             )
             for i, cid in enumerate(customer_ids)
@@ -249,8 +243,8 @@ def rescore_shop(*, session: Session, shop: Shop, clock: Clock) -> ShopPriors:
         first_day, last_day = int(scores.first_day[i]), int(scores.last_day[i])
         values = _summary_values(
             assessment,
-            first=None if first_day < 0 else _from_epoch(first_day),
-            last=None if last_day < 0 else _from_epoch(last_day),
+            first=None if first_day < 0 else from_epoch_day(first_day),
+            last=None if last_day < 0 else from_epoch_day(last_day),
             total_quantity=float(scores.total_quantity[i]),
             total_amount=float(scores.total_amount[i]),
             last_quantity=None if np.isnan(fig.last_quantity[i]) else float(fig.last_quantity[i]),
@@ -269,10 +263,6 @@ def rescore_shop(*, session: Session, shop: Shop, clock: Clock) -> ShopPriors:
     )
     session.flush()
     return priors
-
-
-def _from_epoch(day: int) -> date:
-    return date.fromordinal(date(1970, 1, 1).toordinal() + day)
 
 
 def _assign_value_classes(*, session: Session, shop: Shop, retained: Any, ids: list[int]) -> None:

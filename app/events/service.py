@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from app.clock import Clock
@@ -14,6 +15,21 @@ RISK_EVENT_KINDS = (
     "interaction", "outreach", "outcome", "pause", "complaint", "complaint_resolved",
     "satisfaction", "tickets", "deposit", "contact_deleted", "undo",
 )  # fmt: skip
+
+
+# Built once: every reassessment reads it.
+_UNDO_PAYLOADS = select(col(Event.data)).where(
+    col(Event.shop_id) == bindparam("shop"), col(Event.kind) == "undo"
+)
+
+
+def undone_event_ids(session: Session, shop_id: int) -> set[int]:
+    """Ids of events some later "undo" cancelled; every reader skips them."""
+    return {
+        int(i)
+        for data in session.execute(_UNDO_PAYLOADS, {"shop": shop_id}).scalars()
+        for i in (data or {}).get("event_ids", [])
+    }
 
 
 def log_event(
