@@ -83,29 +83,25 @@ def main(runs: int = 50) -> None:
         with Session(engine) as session:
             owner = owner_of(session=session, shop=shop)
 
+        def context(session: Session) -> BotContext:
+            return BotContext(
+                session=session,
+                shop=session.merge(shop, load=False),
+                staff=session.merge(owner, load=False),
+                sender_key="bench",
+                clock=clock,
+                templates_dir=PROJECT_ROOT / "message_templates",
+            )
+
         def run_handle(message: str) -> None:
             with Session(engine) as session:
-                ctx = BotContext(
-                    session=session,
-                    shop=session.merge(shop, load=False),
-                    staff=session.merge(owner, load=False),
-                    sender_key="bench",
-                    clock=clock,
-                    templates_dir=PROJECT_ROOT / "message_templates",
-                )
+                ctx = context(session)
                 handle(ctx, message)
                 session.rollback()
 
         def run_echo(message: str) -> None:
             with Session(engine) as session:
-                ctx = BotContext(
-                    session=session,
-                    shop=session.merge(shop, load=False),
-                    staff=session.merge(owner, load=False),
-                    sender_key="bench",
-                    clock=clock,
-                    templates_dir=PROJECT_ROOT / "message_templates",
-                )
+                ctx = context(session)
                 pending.clear(ctx)
                 ctx.render("undo_hint")
                 session.rollback()

@@ -230,26 +230,16 @@ class MatchIndex:
         if found:
             return _sorted(found)
         best: dict[int, float] = {}
-        for _, score, j in process.extract(
-            query,
-            self.flat_texts,
-            scorer=fuzz.ratio,
-            processor=None,
-            score_cutoff=FUZZY_MIN_SCORE,
-            limit=None,
+        # The characters as typed, then their pinyin: a customer's best score of either.
+        for typed, choices, cutoff in (
+            (query, self.flat_texts, FUZZY_MIN_SCORE),
+            (key, self.flat_keys, PINYIN_FUZZY_MIN_SCORE),
         ):
-            i = self.flat_owner[j]
-            best[i] = max(best.get(i, 0.0), score)
-        for _, score, j in process.extract(
-            key,
-            self.flat_keys,
-            scorer=fuzz.ratio,
-            processor=None,
-            score_cutoff=PINYIN_FUZZY_MIN_SCORE,
-            limit=None,
-        ):
-            i = self.flat_owner[j]
-            best[i] = max(best.get(i, 0.0), score)
+            for _, score, j in process.extract(
+                typed, choices, scorer=fuzz.ratio, processor=None, score_cutoff=cutoff, limit=None
+            ):
+                i = self.flat_owner[j]
+                best[i] = max(best.get(i, 0.0), score)
         found = [
             Match(rows[i].id, "fuzzy", query, score)
             for i, score in best.items()
