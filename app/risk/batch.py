@@ -87,9 +87,6 @@ class ScoreArrays:
     figures: CustomerFigures  # the history reductions behind the signals
     facts: EventFacts
 
-    def stage_name(self, i: int) -> str:
-        return STAGES[int(self.stage[i])]
-
 
 @lru_cache(maxsize=64)
 def _effective_clock(profile: SeasonProfile, first: int, last: int) -> EffectiveClock:
@@ -101,11 +98,6 @@ def season_profile(config: RiskConfig, order_days: I64) -> SeasonProfile:
         return SeasonProfile()
     fallback = WATER_DEFAULT if config.seasonality == "water" else SeasonProfile()
     return estimate_profile(order_days, fallback)
-
-
-def fit_priors(orders: OrderArrays, *, as_of: date, config: RiskConfig) -> ShopPriors:
-    """Fit the shop-level priors on a shop's whole history (nightly, or per scored file)."""
-    return score_arrays(orders, as_of=as_of, config=config).priors
 
 
 def _threshold_t(rhythm_mu: F64, sd: F64, df: F64 | None, odds: F64, gone: float) -> F64:
