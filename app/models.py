@@ -1,17 +1,24 @@
 """Import every table so SQLModel.metadata (and Alembic) sees the whole schema."""
 
-from app.channels.models import InboxMessage, PendingQuestion
+from app.channels.models import InboxMessage, OutboxMessage, PendingQuestion
 from app.customers.models import Customer, CustomerSummary
+from app.digest.models import DigestDelivery, DigestRun
 from app.events.models import Event
 from app.orders.models import Order
+from app.outreach.models import FollowUp, LinkUse
 from app.shops.models import Shop, Staff, StaffIdentity
 
 __all__ = [
     "Customer",
     "CustomerSummary",
+    "DigestDelivery",
+    "DigestRun",
     "Event",
+    "FollowUp",
     "InboxMessage",
+    "LinkUse",
     "Order",
+    "OutboxMessage",
     "PendingQuestion",
     "Shop",
     "Staff",

@@ -39,3 +39,18 @@ class PendingQuestion(SQLModel, table=True):
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     asked_at: datetime
     expires_at: datetime
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A push to staff on the local channels (web chat, console); unique per push key."""
+
+    __tablename__ = "outbox_message"
+    __table_args__ = (UniqueConstraint("key", name="uq_outbox_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    shop_id: int = Field(foreign_key="shop.id", index=True)
+    staff_id: int = Field(foreign_key="staff.id")
+    key: str = Field(max_length=160)
+    title: str = Field(max_length=120)
+    text: str
+    created_at: datetime

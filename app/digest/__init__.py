@@ -1,0 +1,1 @@
+"""The morning digest: who needs attention today, built and pushed once per shop per day."""
