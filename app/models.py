@@ -1,6 +1,13 @@
 """Import every table so SQLModel.metadata (and Alembic) sees the whole schema."""
 
-from app.channels.models import InboxMessage, OutboxMessage, PendingQuestion
+from app.channels.models import (
+    AccessToken,
+    InboxMessage,
+    OutboxMessage,
+    PendingQuestion,
+    SmsMessage,
+    SmsOptOut,
+)
 from app.customers.models import Customer, CustomerSummary
 from app.digest.models import DigestDelivery, DigestRun
 from app.events.models import Event
@@ -9,6 +16,7 @@ from app.outreach.models import FollowUp, LinkUse
 from app.shops.models import Shop, Staff, StaffIdentity
 
 __all__ = [
+    "AccessToken",
     "Customer",
     "CustomerSummary",
     "DigestDelivery",
@@ -21,6 +29,8 @@ __all__ = [
     "OutboxMessage",
     "PendingQuestion",
     "Shop",
+    "SmsMessage",
+    "SmsOptOut",
     "Staff",
     "StaffIdentity",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -53,4 +53,52 @@ class OutboxMessage(SQLModel, table=True):
     key: str = Field(max_length=160)
     title: str = Field(max_length=120)
     text: str
+    created_at: datetime
+
+
+class AccessToken(SQLModel, table=True):
+    """A provider access token, one per app, shared by every process through the database.
+
+    One process refreshes at a time: it takes a short lease (`refreshing_until`) in one
+    transaction, fetches outside it, and writes the result; the others wait for the lease
+    to end and read the fresh token, so the provider never sees a stampede of refreshes
+    (each WeCom/WeChat refresh invalidates nothing, but gettoken is rate limited).
+    """
+
+    __tablename__ = "access_token"
+
+    app_key: str = Field(primary_key=True, max_length=120)  # "wecom:<corp>:<agent>"
+    token: str = Field(default="", max_length=1024)
+    expires_at: datetime | None = None
+    refreshing_until: datetime | None = None
+    updated_at: datetime
+
+
+class SmsMessage(SQLModel, table=True):
+    """A text message we asked the SMS provider to send (or refused to): the rate-limit log."""
+
+    __tablename__ = "sms_message"
+    __table_args__ = (Index("ix_sms_phone_time", "phone", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Idempotency: a retried push with the same key never texts twice.
+    key: str = Field(max_length=160, unique=True)
+    shop_id: int | None = Field(default=None, foreign_key="shop.id", index=True)
+    phone: str = Field(max_length=32)
+    purpose: str = Field(max_length=16)  # digest | outreach
+    template_id: str = Field(max_length=32)
+    params: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status: str = Field(max_length=16)  # sending | sent | failed
+    provider_ref: str | None = Field(default=None, max_length=128)
+    error: str | None = Field(default=None, max_length=500)
+    created_at: datetime
+
+
+class SmsOptOut(SQLModel, table=True):
+    """A number that replied an opt-out word (退订, TD...): never texted again."""
+
+    __tablename__ = "sms_opt_out"
+
+    phone: str = Field(primary_key=True, max_length=32)
+    word: str = Field(max_length=32)
     created_at: datetime

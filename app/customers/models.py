@@ -16,7 +16,10 @@ class Customer(SQLModel, table=True):
     """A shop's customer as the owner knows them (王姐, 3号楼李会计)."""
 
     __tablename__ = "customer"
-    __table_args__ = (Index("ix_customer_shop_name", "shop_id", "name"),)
+    __table_args__ = (
+        Index("ix_customer_shop_name", "shop_id", "name"),
+        Index("ix_customer_shop_wecom", "shop_id", "wecom_external_userid"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     shop_id: int = Field(foreign_key="shop.id", index=True)
@@ -32,6 +35,8 @@ class Customer(SQLModel, table=True):
     paused_until: date | None = None
     assigned_staff_id: int | None = Field(default=None, foreign_key="staff.id")
     note: str | None = Field(default=None, max_length=500)
+    # The customer's WeCom external-contact id, so a deleted contact becomes a signal.
+    wecom_external_userid: str | None = Field(default=None, max_length=64)
     created_at: datetime
     # Rewritten with a random value by database triggers (migration 0005) whenever name,
     # aliases, phone, address, status or shop change, so a cached match index can check

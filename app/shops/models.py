@@ -38,6 +38,8 @@ class Staff(SQLModel, table=True):
     shop_id: int = Field(foreign_key="shop.id", index=True)
     name: str = Field(max_length=50)
     role: str = Field(default="staff", max_length=16)
+    # Mobile number for the SMS digest fallback (owner-provided; shown masked).
+    phone: str | None = Field(default=None, max_length=32)
     created_at: datetime
 
 

@@ -1,0 +1,157 @@
+"""Who is writing: a bound staff member, or a stranger who may bind with a one-time code.
+
+An owner binds a WeCom userid or an Official Account OpenID by sending `绑定 123456`, the
+code from `huitou shop code`. The code does not name its shop, so we look for the shop whose
+live code it is. Until bound, a sender gets a short guide and never any shop data.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine, func
+from sqlmodel import Session, col, select
+
+from app.channels.callback import act_once
+from app.channels.models import InboxMessage
+from app.clock import Clock
+from app.db import read_session
+from app.shops.models import Shop, StaffIdentity
+from app.shops.service import consume_binding_code, owner_of
+from app.templating import render_message
+
+BIND_COMMAND = re.compile(r"^\s*绑定\s*[::]?\s*(\d{6})\s*$")
+# Failed binding attempts one sender may make per hour: 6-digit codes must not be guessable.
+MAX_BIND_FAILURES_PER_HOUR = 5
+
+
+@dataclass(frozen=True)
+class BoundSender:
+    shop_id: int
+    staff_id: int
+
+
+def find_sender(*, engine: Engine, channel: str, external_id: str) -> BoundSender | None:
+    """The staff member this channel identity is bound to, if any."""
+    with read_session(engine) as session:
+        identity = session.exec(
+            select(StaffIdentity).where(
+                StaffIdentity.channel == channel, StaffIdentity.external_id == external_id
+            )
+        ).first()
+    if identity is None:
+        return None
+    return BoundSender(shop_id=identity.shop_id, staff_id=identity.staff_id)
+
+
+def channel_message(
+    templates_dir: Path, name: str, *, shop: Shop | None = None, **context: object
+) -> str:
+    """Render message_templates/<pack>/channels/<name>.txt.j2 (generic before binding)."""
+    industry = shop.industry if shop else "generic"
+    slug = shop.slug if shop else None
+    return render_message(templates_dir, industry, slug, f"channels/{name}.txt.j2", **context)
+
+
+def _recent_failures(session: Session, *, channel: str, sender: str, clock: Clock) -> int:
+    since = clock.now() - timedelta(hours=1)
+    count = session.execute(
+        select(func.count())
+        .select_from(InboxMessage)
+        .where(
+            col(InboxMessage.channel) == channel,
+            col(InboxMessage.sender) == sender,
+            col(InboxMessage.shop_id).is_(None),
+            col(InboxMessage.received_at) >= since,
+            col(InboxMessage.body).like("绑定%"),
+            col(InboxMessage.handled_at).is_not(None),
+        )
+    ).scalar_one()
+    return int(count)
+
+
+def _bind(
+    session: Session,
+    *,
+    channel: str,
+    external_id: str,
+    code: str,
+    clock: Clock,
+    templates_dir: Path,
+) -> list[str]:
+    sender = f"{channel}:{external_id}"
+    if _recent_failures(session, channel=channel, sender=sender, clock=clock) >= (
+        MAX_BIND_FAILURES_PER_HOUR
+    ):
+        return [channel_message(templates_dir, "bind_too_many")]
+    now = clock.now()
+    candidates = session.exec(
+        select(Shop).where(
+            col(Shop.binding_code_hash).is_not(None), col(Shop.binding_code_expires_at) > now
+        )
+    ).all()
+    for shop in candidates:
+        if consume_binding_code(session=session, shop=shop, code=code, clock=clock):
+            owner = owner_of(session=session, shop=shop)
+            assert shop.id is not None and owner.id is not None
+            session.add(
+                StaffIdentity(
+                    shop_id=shop.id,
+                    staff_id=owner.id,
+                    channel=channel,
+                    external_id=external_id,
+                    created_at=now,
+                )
+            )
+            session.flush()
+            return [channel_message(templates_dir, "bind_done", shop=shop, shop_name=shop.name)]
+    return [channel_message(templates_dir, "bind_failed")]
+
+
+def answer_stranger(
+    *,
+    engine: Engine,
+    clock: Clock,
+    templates_dir: Path,
+    channel: str,
+    external_id: str,
+    message_key: str,
+    text: str | None,
+) -> list[str]:
+    """Bind on `绑定 123456`; anything else from an unbound sender gets the guide."""
+    match = BIND_COMMAND.match(text or "")
+
+    def action(session: Session, _inbox_id: int) -> list[str]:
+        if match is None:
+            return [channel_message(templates_dir, "bind_guide")]
+        bound = session.exec(
+            select(StaffIdentity).where(
+                StaffIdentity.channel == channel, StaffIdentity.external_id == external_id
+            )
+        ).first()
+        if bound is not None:  # bound meanwhile (a concurrent delivery): say so, change nothing
+            shop = session.get(Shop, bound.shop_id)
+            assert shop is not None
+            return [channel_message(templates_dir, "already_bound", shop=shop, shop_name=shop.name)]
+        return _bind(
+            session,
+            channel=channel,
+            external_id=external_id,
+            code=match.group(1),
+            clock=clock,
+            templates_dir=templates_dir,
+        )
+
+    return act_once(
+        engine=engine,
+        clock=clock,
+        channel=channel,
+        external_id=message_key,
+        sender=f"{channel}:{external_id}",
+        body=(text or "")[:200],
+        shop_id=None,
+        action=action,
+    )

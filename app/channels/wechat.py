@@ -1,0 +1,282 @@
+"""WeChat Official Account (公众号): the `/wechat` callback, its API client and the pusher.
+
+Plain mode (signature only) and safe mode (AES, when an EncodingAESKey is configured; then
+plain messages are refused). WeChat waits 5 seconds for an answer and re-sends up to four
+times: the bot gets a budget, and a slower reply is answered "success" and sent later
+through the customer-service API. Taps on msgmenu choices come back as text carrying
+`bizmsgmenuid`; subscribe and CLICK events get the guide or run the menu's command.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response
+from sqlalchemy import Engine
+from sqlmodel import select
+from wechatpy import parse_message
+
+from app.channels.binding import channel_message
+from app.channels.callback import (
+    AesCodec,
+    Rejected,
+    check_signature,
+    check_timestamp,
+    encrypted_envelope,
+    message_key,
+    parse_xml,
+    read_body,
+    signature,
+    text_reply,
+    within_budget,
+)
+from app.channels.dispatch import Inbound, answer_tap, answer_text, guide
+from app.channels.push import PushError, PushMessage, PushReceipt, PushUnavailable
+from app.channels.tokens import TokenStore, WeChatApi, request_json
+from app.clock import Clock
+from app.config import Settings
+from app.db import read_session
+from app.shops.models import StaffIdentity
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "wechat"
+TEXT_MAX_CHARS = 1800
+# Menu button keys (set in the account's custom menu) and the command each one sends.
+MENU_COMMANDS = {
+    "huitou_followups": "今天该跟进谁",
+    "huitou_month": "本月统计",
+    "huitou_help": "帮助",
+}
+
+router = APIRouter()
+
+
+class OfficialAccountClient:
+    """The Official Account API: stable_token and customer-service messages."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        engine: Engine,
+        clock: Clock,
+        http: httpx.Client | None = None,
+        backoff_seconds: float = 0.2,
+    ) -> None:
+        self.settings = settings
+        self.base = settings.wechat_api_base.rstrip("/")
+        self.http = http or httpx.Client(timeout=10.0)
+        self.backoff_seconds = backoff_seconds
+        self.tokens = TokenStore(
+            engine=engine,
+            clock=clock,
+            app_key=f"wechat:{settings.wechat_app_id}",
+            fetch=self._fetch_token,
+            http=self.http,
+        )
+        self.api = WeChatApi(
+            base=self.base, tokens=self.tokens, http=self.http, backoff_seconds=backoff_seconds
+        )
+
+    def _fetch_token(self, http: httpx.Client, force: bool) -> tuple[str, int]:
+        # stable_token: every caller gets the same token until it expires, so a second
+        # process (or a restart) never cuts the first one's token short.
+        body = request_json(
+            http,
+            "POST",
+            f"{self.base}/cgi-bin/stable_token",
+            json={
+                "grant_type": "client_credential",
+                "appid": self.settings.wechat_app_id,
+                "secret": self.settings.wechat_app_secret,
+                "force_refresh": force,
+            },
+            backoff_seconds=self.backoff_seconds,
+        )
+        if int(body.get("errcode", 0) or 0) != 0 or not body.get("access_token"):
+            raise PushError(f"stable_token failed: {body.get('errcode')} {body.get('errmsg', '')}")
+        return str(body["access_token"]), int(body.get("expires_in", 7200))
+
+    def send_custom(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """A customer-service message (within 48 h of the user's last message; else 45015)."""
+        return self.api.post("/cgi-bin/message/custom/send", payload)
+
+    def send_text(self, openid: str, text: str) -> dict[str, Any]:
+        return self.send_custom(
+            {"touser": openid, "msgtype": "text", "text": {"content": text[:TEXT_MAX_CHARS]}}
+        )
+
+
+def msgmenu(message: PushMessage, index: int, openid: str) -> dict[str, Any]:
+    """One digest item as a msgmenu: tapping a choice sends back its id (the button key)."""
+    item = message.items[index]
+    tail = f"详情:{item.url}" if item.url else ""
+    return {
+        "touser": openid,
+        "msgtype": "msgmenu",
+        "msgmenu": {
+            "head_content": f"{item.number}. {item.title}\n{item.description}",
+            "list": [{"id": button.key, "content": button.text} for button in item.buttons],
+            "tail_content": tail,
+        },
+    }
+
+
+class OfficialAccountPusher:
+    """Pushes a digest as a customer-service text plus one msgmenu per follow-up."""
+
+    name = CHANNEL
+
+    def __init__(self, *, client: OfficialAccountClient, engine: Engine) -> None:
+        self.client = client
+        self.engine = engine
+
+    def _openid(self, staff_id: int) -> str | None:
+        with read_session(self.engine) as session:
+            identity = session.exec(
+                select(StaffIdentity).where(
+                    StaffIdentity.staff_id == staff_id, StaffIdentity.channel == CHANNEL
+                )
+            ).first()
+        return identity.external_id if identity else None
+
+    def can_reach(self, *, shop_id: int, staff_id: int) -> bool:
+        return self._openid(staff_id) is not None
+
+    def push(self, message: PushMessage) -> PushReceipt:
+        openid = self._openid(message.staff_id)
+        if openid is None:
+            raise PushUnavailable("staff member has no Official Account identity")
+        # 45015 here (outside the 48-hour window) raises PushUnavailable: the sender moves
+        # on to SMS. Customer-service messages have no deduplication of their own.
+        self.client.send_text(openid, f"{message.title}\n{message.text}")
+        for index in range(len(message.items)):
+            self.client.send_custom(msgmenu(message, index, openid))
+        return PushReceipt(channel=CHANNEL, accepted=True, detail=f"{len(message.items)} menus")
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    if not settings.wechat_configured:
+        raise Rejected(404)  # fail closed: no token, no endpoint
+    return settings
+
+
+def official_account_client(request: Request) -> OfficialAccountClient:
+    """The app's Official Account client, built on first use."""
+    client: OfficialAccountClient | None = getattr(request.app.state, "wechat_client", None)
+    if client is None:
+        client = OfficialAccountClient(
+            settings=request.app.state.settings,
+            engine=request.app.state.engine,
+            clock=request.app.state.clock,
+        )
+        request.app.state.wechat_client = client
+    return client
+
+
+@router.get("/wechat", include_in_schema=False)
+def verify_url(
+    request: Request, signature: str = "", timestamp: str = "", nonce: str = "", echostr: str = ""
+) -> PlainTextResponse:
+    """Server verification: the bare echostr as plain text when the signature holds."""
+    settings = _settings(request)
+    check_timestamp(timestamp, request.app.state.clock, settings.callback_window_seconds)
+    check_signature(_sign(settings.wechat_token, timestamp, nonce), signature)
+    return PlainTextResponse(echostr)
+
+
+def _sign(token: str, *parts: str) -> str:
+    return signature(token, *parts)
+
+
+@router.post("/wechat", include_in_schema=False)
+async def receive(request: Request) -> Response:
+    """A message or event from the Official Account: verify, (decrypt), act once, answer."""
+    settings = _settings(request)
+    clock: Clock = request.app.state.clock
+    engine: Engine = request.app.state.engine
+    query = request.query_params
+    timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
+    body = await read_body(request, settings.callback_max_bytes)
+    document = parse_xml(body)
+    check_timestamp(timestamp, clock, settings.callback_window_seconds)
+    codec: AesCodec | None = None
+    if settings.wechat_aes_key:
+        if query.get("encrypt_type") != "aes":
+            raise Rejected(403)  # safe mode configured: never accept plaintext
+        ciphertext = document.get("Encrypt", "")
+        expected = _sign(settings.wechat_token, timestamp, nonce, ciphertext)
+        check_signature(expected, query.get("msg_signature"))
+        codec = AesCodec(settings.wechat_aes_key, settings.wechat_app_id)
+        plain = codec.decrypt(ciphertext)
+        fields = parse_xml(plain)
+    else:
+        check_signature(_sign(settings.wechat_token, timestamp, nonce), query.get("signature"))
+        plain = body.decode()
+        fields = document
+    message = parse_message(plain)
+    openid = fields.get("FromUserName", "")
+    if not openid:
+        raise Rejected(400)
+    kind = fields.get("MsgType", "").lower()
+    event = fields.get("Event", "").lower()
+    inbound = Inbound(CHANNEL, openid, message_key(fields), fields.get("Content", ""))
+
+    def reply(replies: list[str]) -> Response:
+        if not replies:
+            return PlainTextResponse("success")
+        xml = text_reply(
+            to_user=openid,
+            from_user=fields.get("ToUserName", ""),
+            content="\n\n".join(replies)[:TEXT_MAX_CHARS],
+            create_time=int(clock.now().timestamp()),
+        )
+        if codec is None:
+            return Response(content=xml, media_type="application/xml")
+        wrapped = encrypted_envelope(
+            codec=codec,
+            token=settings.wechat_token,
+            plaintext=xml,
+            timestamp=str(int(clock.now().timestamp())),
+        )
+        return Response(content=wrapped, media_type="application/xml")
+
+    def late(replies: list[str]) -> None:
+        official_account_client(request).send_text(openid, "\n\n".join(replies))
+
+    if kind == "text" and fields.get("bizmsgmenuid"):
+        tap = answer_tap(
+            engine=engine,
+            settings=settings,
+            clock=clock,
+            inbound=inbound,
+            key=fields["bizmsgmenuid"],
+        )
+        return reply(tap.replies)
+    text: str | None = None
+    if kind == "text":
+        text = inbound.text
+    elif kind == "event" and event == "click":
+        key = fields.get("EventKey", "")
+        text = MENU_COMMANDS.get(key, key)
+    if text is not None:
+        command = Inbound(CHANNEL, openid, inbound.message_key, text)
+
+        def work() -> list[str]:
+            return answer_text(engine=engine, settings=settings, clock=clock, inbound=command)
+
+        replies = await within_budget(
+            f"{CHANNEL}:{inbound.message_key}", work, settings.wechat_reply_budget_seconds, late
+        )
+        return reply(replies or [])
+    if kind == "event" and event == "subscribe":
+        return reply(guide(engine=engine, settings=settings, clock=clock, inbound=inbound))
+    if kind == "event":
+        log.debug("wechat event %s ignored (%s)", event, type(message).__name__)
+        return PlainTextResponse("success")
+    return reply([channel_message(settings.templates_dir, "not_text")])

@@ -1,0 +1,108 @@
+"""A fake WeChat / WeCom / Tencent Cloud SMS API on loopback that records what it receives."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    raw: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.raw) if self.raw else None
+
+
+@dataclass
+class FakeProvider:
+    """Issues tokens, checks them, and answers with scripted replies per path."""
+
+    received: list[Received] = field(default_factory=list)
+    token_number: int = 1
+    # path -> queue of (status, body) answers used before the default one
+    scripted: dict[str, deque[tuple[int, dict[str, Any]]]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    url: str = ""
+
+    @property
+    def token(self) -> str:
+        return f"tok-{self.token_number}"
+
+    def expire_token(self) -> None:
+        """The provider forgets the current token (expiry, or another holder refreshed)."""
+        self.token_number += 1
+
+    def script(self, path: str, *answers: tuple[int, dict[str, Any]]) -> None:
+        self.scripted.setdefault(path, deque()).extend(answers)
+
+    def calls(self, path: str) -> list[Received]:
+        return [r for r in self.received if r.path == path]
+
+    def answer(self, request: Received) -> tuple[int, dict[str, Any]]:
+        with self.lock:
+            self.received.append(request)
+            queue = self.scripted.get(request.path)
+            if queue:
+                return queue.popleft()
+            if request.path == "/cgi-bin/gettoken":
+                self.token_number += 0
+                return 200, {"errcode": 0, "access_token": self.token, "expires_in": 7200}
+            if request.path == "/cgi-bin/stable_token":
+                return 200, {"access_token": self.token, "expires_in": 7200}
+            if request.path.startswith("/cgi-bin/message/"):
+                if request.query.get("access_token") != self.token:
+                    return 200, {"errcode": 42001, "errmsg": "access_token expired"}
+                return 200, {"errcode": 0, "errmsg": "ok", "invaliduser": "", "msgid": "m1"}
+            if request.path == "/":
+                return 200, {
+                    "Response": {
+                        "SendStatusSet": [
+                            {"SerialNo": "sn-1", "Code": "Ok", "Message": "send success"}
+                        ],
+                        "RequestId": "req-1",
+                    }
+                }
+            return 404, {"errcode": 404}
+
+
+def start(provider: FakeProvider) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def _serve(self) -> None:
+            parts = urlsplit(self.path)
+            length = int(self.headers.get("content-length") or 0)
+            request = Received(
+                method=self.command,
+                path=parts.path,
+                query={k: v[0] for k, v in parse_qs(parts.query).items()},
+                headers={k.lower(): v for k, v in self.headers.items()},
+                raw=self.rfile.read(length) if length else b"",
+            )
+            status, body = provider.answer(request)
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = _serve
+        do_POST = _serve
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    provider.url = f"http://127.0.0.1:{server.server_address[1]}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
