@@ -13,8 +13,11 @@ import typer
 if TYPE_CHECKING:
     from app.risk.config import RiskConfig
 
+from sqlmodel import col, select
+
 from app.clock import Clock, clock_for
 from app.config import Settings, get_settings
+from app.dataio.cli import register as register_dataio
 from app.db import make_engine, read_session, upgrade, write_session
 from app.shops.models import INDUSTRIES
 from app.shops.service import ShopError, create_shop, get_shop, issue_binding_code, list_shops
@@ -257,6 +260,76 @@ def backtest(
     except (OrderFileError, BacktestError) as exc:
         raise _fail(str(exc)) from exc
     typer.echo(render_report(report))
+
+
+# `huitou import`, `huitou export`, `huitou customer forget` (issue 7: data in and out).
+register_dataio(cli)
+
+
+@cli.command()
+def digest(
+    shop: Annotated[str, typer.Option("--shop", help="店铺标识或编号")],
+    day: Annotated[
+        str | None, typer.Option("--date", help="哪天的提醒(YYYY-MM-DD),默认今天")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="只打印,不记录、不推送")] = False,
+) -> None:
+    """Print the morning digest that shop would get; without --dry-run, also send it (once)."""
+    from zoneinfo import ZoneInfo
+
+    from app.digest.build import build_digest
+    from app.digest.scheduled import default_pushers
+    from app.digest.service import run_digest
+
+    settings, clock = _runtime()
+    engine = make_engine(settings.effective_database_url)
+    upgrade(engine)
+    with read_session(engine) as session:
+        try:
+            found = get_shop(session=session, ref=shop)
+        except ShopError as exc:
+            raise _fail(f"{exc}。用 huitou shop list 看有哪些店铺。") from exc
+        local_today = clock.now().astimezone(ZoneInfo(found.timezone)).date()
+        when = _parse_day(day, "--date") or local_today
+        if dry_run:
+            preview = build_digest(
+                session=session, shop=found, day=when, settings=settings, clock=clock, persist=False
+            )
+            for person in preview.people:
+                typer.echo(f"—— 发给 {person.staff.name} ——")
+                typer.echo(person.text)
+                typer.echo("")
+            return
+    if when != local_today:
+        raise _fail("只能发送今天的提醒;看别的日子请加 --dry-run。")
+    assert found.id is not None
+    result = run_digest(
+        engine=engine,
+        shop_id=found.id,
+        day=when,
+        settings=settings,
+        clock=clock,
+        pushers=default_pushers(settings=settings, engine=engine, clock=clock),
+    )
+    from app.digest.models import DigestDelivery, DigestRun
+
+    with read_session(engine) as session:
+        rows = session.exec(
+            select(DigestDelivery)
+            .join(DigestRun, col(DigestRun.id) == col(DigestDelivery.run_id))
+            .where(DigestRun.shop_id == found.id, DigestRun.run_date == when)
+        ).all()
+        for row in rows:
+            typer.echo(f"—— {row.title} · 状态 {row.status} · 渠道 {row.channel or '-'} ——")
+            typer.echo(row.text)
+            typer.echo("")
+    labels = {
+        "sent": "已发送",
+        "partial": "部分没发出去,稍后自动重试",
+        "skipped_sent": "今天已经发过了,不会重复发送",
+        "skipped_held": "另一个进程正在发送",
+    }
+    typer.echo(labels.get(result.status, result.status))
 
 
 def main() -> None:

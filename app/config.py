@@ -32,6 +32,64 @@ class Settings(BaseSettings):
     today: date | None = None
     # Seconds a pending question (e.g. "create this customer?") stays answerable.
     pending_ttl_seconds: int = 600
+    # Signs tap and digest links. Empty: a random key is made once and kept in data_dir
+    # (fine for one machine; set it explicitly when several machines serve the same shops).
+    secret_key: str = ""
+    # Where links in pushed messages point (the address owners' phones can reach).
+    public_url: str = "http://127.0.0.1:8000"
+    # How long a tap link in a digest stays usable.
+    link_ttl_hours: int = 72
+    # Run the morning digests in this process (APScheduler); off for one-off CLI processes.
+    scheduler_enabled: bool = True
+    # The digest hour for shops that did not choose one (HH:MM, shop's timezone).
+    digest_time: str = "08:00"
+    # Also push digests as JSON to this URL (with an Idempotency-Key header); empty: off.
+    push_webhook_url: str = ""
+    # How long a process's claim on a digest run lasts without renewal; a dead sender's
+    # run is taken over after this (renewed before every push).
+    digest_lease_seconds: int = 120
+
+    # Real channels (app/channels/). An empty value switches that channel off; an empty
+    # token or key disables its callback endpoint (404), it never verifies "anything".
+    # The *_api_base fields let tests and staging point a channel at a fake provider.
+    wecom_corp_id: str = ""
+    wecom_agent_id: str = ""
+    wecom_secret: str = ""
+    wecom_token: str = ""
+    wecom_aes_key: str = ""
+    wecom_api_base: str = "https://qyapi.weixin.qq.com"
+    wechat_app_id: str = ""
+    wechat_app_secret: str = ""
+    wechat_token: str = ""
+    # Set: safe mode (AES). Empty: plain mode (signature only).
+    wechat_aes_key: str = ""
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    # Seconds the Official Account callback waits for the bot before answering "success"
+    # and sending the reply later through the customer-service API (WeChat allows 5).
+    wechat_reply_budget_seconds: float = 4.0
+    # SMS: "tencent" (TC3-HMAC-SHA256 signed SendSms) or empty (off).
+    sms_provider: str = ""
+    sms_secret_id: str = ""
+    sms_secret_key: str = ""
+    sms_sdk_app_id: str = ""
+    sms_region: str = "ap-guangzhou"
+    sms_sign_name: str = ""
+    # Approved templates. The digest link lives inside the approved template text: a URL
+    # cannot be a template variable. The digest template takes {1} = how many to follow up.
+    sms_digest_template_id: str = ""
+    # Tier-1 outreach to a customer without WeChat: {1} = shop name (owner-confirmed).
+    sms_outreach_template_id: str = ""
+    sms_api_base: str = "https://sms.tencentcloudapi.com"
+    # Per phone number: at most this many texts per rolling hour and per rolling day.
+    sms_max_per_hour: int = 1
+    sms_max_per_day: int = 3
+    # Secret path segment of the SMS reply callback (/sms/reply/<token>) where the provider
+    # posts customers' replies, so opt-out words (退订, TD) are honoured. Empty: no endpoint.
+    sms_callback_token: str = ""
+    # Seconds either side of "now" a signed callback's timestamp may be (replay window).
+    callback_window_seconds: int = 300
+    # Largest callback body accepted, in bytes.
+    callback_max_bytes: int = 64 * 1024
 
     @property
     def effective_database_url(self) -> str:
@@ -39,6 +97,35 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'huitou.db'}"
+
+    @property
+    def wecom_configured(self) -> bool:
+        """The WeCom app can receive (token, AES key, corp id) and push (secret, agent)."""
+        return all((self.wecom_corp_id, self.wecom_token, self.wecom_aes_key))
+
+    @property
+    def wechat_configured(self) -> bool:
+        """The Official Account callback has its token (AES key optional: plain mode)."""
+        return bool(self.wechat_app_id and self.wechat_token)
+
+    @property
+    def sms_configured(self) -> bool:
+        return bool(
+            self.sms_provider
+            and self.sms_secret_id
+            and self.sms_secret_key
+            and self.sms_sdk_app_id
+            and self.sms_sign_name
+        )
+
+    def configured_channels(self) -> list[str]:
+        """Names of the real channels switched on, in push preference order."""
+        flags = (
+            ("wecom", self.wecom_configured),
+            ("wechat", self.wechat_configured),
+            ("sms", self.sms_configured),
+        )
+        return [name for name, on in flags if on]
 
 
 @lru_cache(maxsize=1)

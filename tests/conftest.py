@@ -53,6 +53,8 @@ def settings(tmp_path: Path) -> Settings:
         data_dir=tmp_path / "data",
         database_url="",
         templates_dir=PROJECT_ROOT / "message_templates",
+        # Tests that need the digest scheduler start their own; others must not get one.
+        scheduler_enabled=False,
     )
 
 

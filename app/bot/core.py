@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import app.bot.commands  # noqa: F401  (registers the commands)
+import app.bot.commands  # (registers the commands)
+import app.bot.outreach_commands  # noqa: F401  (replies to the digest)
 from app.bot import pending
 from app.bot.context import BotContext
 from app.bot.parse import DEFAULT_UNITS, INDUSTRY_UNITS, Vocabulary, parse
 from app.bot.registry import registry
+from app.customers.risk import refreshes_deferred
 
 # Intents that answer a question rather than start something new.
 _ANSWERS = frozenset({"choice", "cancel"})
@@ -39,7 +41,9 @@ def handle(ctx: BotContext, message: str) -> list[str]:
         pending.clear(ctx)
     command = registry.get(intent.kind)
     assert command is not None, f"parser produced unregistered intent {intent.kind}"
-    replies = command.handler(ctx, intent)
+    # Every customer the message touches is reassessed once, after the handler's writes.
+    with refreshes_deferred(ctx.session):
+        replies = command.handler(ctx, intent)
     if ctx.changed and replies:
         # Every write can be taken back; say so once, under the last confirmation.
         replies[-1] = f"{replies[-1]}\n{ctx.render('undo_hint')}"

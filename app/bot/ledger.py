@@ -13,15 +13,17 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from app.bot.context import BotContext
 from app.channels.models import InboxMessage
 from app.customers.models import Customer
 from app.events.models import Event
-from app.events.service import log_event, undone_event_ids
+from app.events.service import log_event, undone_among
 from app.orders.models import Order
 from app.orders.service import refresh_summary
+from app.outreach.outcomes import undo_followups, undo_orders
 
 UNDO_WINDOW = timedelta(minutes=10)
 # Event kinds that are not "a change the owner made" and so are never what 撤销 undoes.
@@ -82,16 +84,29 @@ def live_events(
     rows = list(session.exec(query.order_by(col(Event.occurred_at), col(Event.id))))
     if not rows:
         return rows
-    undone = undone_event_ids(session, shop_id)
+    undone = undone_among(session, shop_id, [e.id for e in rows if e.id is not None])
     return [e for e in rows if e.id not in undone]
+
+
+_EVENTS = Event.__table__  # type: ignore[attr-defined]
+# Built once: a balance is read after every ticket or deposit change and on every card.
+_CHANGES = select(_EVENTS.c.id, _EVENTS.c.data).where(
+    _EVENTS.c.customer_id == bindparam("cid"),
+    _EVENTS.c.shop_id == bindparam("shop"),
+    _EVENTS.c.kind == bindparam("kind"),
+)
 
 
 def balance(session: Session, shop_id: int, customer_id: int, kind: str) -> int:
     """Water tickets ("tickets") or buckets on deposit ("deposit") the customer holds."""
-    return sum(
-        int(e.data.get("change", 0))
-        for e in live_events(session, shop_id, kinds=(kind,), customer_id=customer_id)
+    session.flush()  # events added through the session count (a plain read does not autoflush)
+    rows = (
+        session.connection()
+        .execute(_CHANGES, {"cid": customer_id, "shop": shop_id, "kind": kind})
+        .all()
     )
+    undone = undone_among(session, shop_id, [i for i, _ in rows])
+    return sum(int(data.get("change", 0)) for i, data in rows if i not in undone)
 
 
 def open_complaints(session: Session, shop_id: int, customer_id: int) -> list[Event]:
@@ -187,11 +202,14 @@ def undo(ctx: BotContext, change: LastChange) -> Event:
         for o in change.orders
     ]
     customers = {o.customer_id for o in change.orders}
+    # Follow-ups the orders closed reopen first (they point at the orders being removed).
+    undo_orders(session=session, order_ids=[o.id for o in change.orders if o.id is not None])
     for order in change.orders:
         session.delete(order)
     session.flush()
     for customer_id in customers:
         refresh_summary(session=session, shop=ctx.shop, customer_id=customer_id, clock=ctx.clock)
+    undo_followups(session=session, events=change.events)
     # Newest first, so a field changed twice by one message ends at its oldest "before".
     restored = [r for e in reversed(change.events) if (r := _restore(session, e)) is not None]
     for event in change.events:

@@ -603,6 +603,46 @@ def _verb_intent(
     return Intent(kind=kind, text=clean, args=after, customer=name, fields=fields)
 
 
+# Replies to a numbered digest line: "1 已发", "2 回复了", "3 打过了 嫌贵", "4 流失 价格".
+_EDGE_PUNCT = re.compile(r"^[\s,，.。!！·:：\-]+|[\s,，.。!！·:：\-]+$")
+_NUMBERED_REPLY = re.compile(r"^(?P<n>\d{1,3})\s*[.、号:]?\s*(?P<rest>\D.*)$")
+DIGEST_OUTCOME_WORDS: dict[str, str] = {
+    **dict.fromkeys(("已发", "发了", "发过了", "已发送", "发送了", "已私聊", "发消息了"), "sent"),
+    **dict.fromkeys(("打了", "打过了", "已打", "电话打了", "打过电话了", "已电话"), "called"),
+    **dict.fromkeys(("上门了", "去过了", "已上门", "拜访了", "给了优惠"), "visited"),
+    **dict.fromkeys(("已挽回", "挽回了", "回来了", "又订了"), "recovered"),
+    **dict.fromkeys(("流失", "丢了", "不订了", "不来了"), "lost"),
+}
+# Reason labels (REASONS) -> the outreach codes the follow-up records.
+_REASON_CODES = {
+    "价格": "price", "服务不及时": "service", "服务不好": "service", "水质": "quality",
+    "商品质量": "quality", "竞争对手": "competitor", "忘了": "forgot", "距离远": "distance",
+    "搬家/倒闭": "moved", "其他": "other",
+}  # fmt: skip
+
+
+def _numbered_reply(clean: str, vocab: Vocabulary) -> Intent | None:
+    match = _NUMBERED_REPLY.match(clean)
+    if match is None:
+        return None
+    rest = _EDGE_PUNCT.sub("", match.group("rest"))
+    words = {**DIGEST_OUTCOME_WORDS, **REACTION_WORDS}
+    for word in sorted(words, key=len, reverse=True):
+        if rest.startswith(word):
+            outcome = words[word]
+            tail = rest[len(word) :]
+            fields: dict[str, Any] = {"outcome": outcome, "text": _EDGE_PUNCT.sub("", tail)}
+            if outcome in ("lost", "called") and fields["text"]:
+                label = _read_reason(tail, word, vocab)["reason"]
+                fields["reason"] = _REASON_CODES.get(label or "", "other")
+            elif outcome == "lost":
+                fields["reason"] = None
+            return Intent(
+                kind="digest_reply", text=clean, number=int(match.group("n")), fields=fields
+            )
+    return None
+
+
 def parse(text: str, *, vocab: Vocabulary, today: date) -> Intent:
     """Classify one message; `today` is the shop's date, used to read 昨天 / 周三 / 到月底."""
     raw = text
@@ -625,6 +665,9 @@ def parse(text: str, *, vocab: Vocabulary, today: date) -> Intent:
         return Intent(kind="cancel", text=clean)
     if clean.isdigit() and len(clean) <= 2:
         return Intent(kind="choice", text=clean, number=int(clean))
+    numbered = _numbered_reply(clean, vocab)
+    if numbered is not None:
+        return numbered
     forwarded = _FORWARDED.match(clean)
     if forwarded:
         # What a customer wrote, forwarded with their name in front: they are the customer.

@@ -9,8 +9,9 @@ from sqlmodel import Session
 
 from app.clock import Clock
 from app.customers.models import Customer
-from app.customers.risk import refresh_customer
+from app.customers.risk import request_refresh
 from app.orders.models import Order
+from app.outreach.outcomes import on_order
 from app.shops.models import Shop
 
 
@@ -65,10 +66,15 @@ def record_order(
     )
     session.add(order)
     session.flush()
+    on_order(session=session, shop=shop, customer=customer, order=order)
     refresh_summary(session=session, shop=shop, customer_id=customer.id, clock=clock)
     return order
 
 
 def refresh_summary(*, session: Session, shop: Shop, customer_id: int, clock: Clock) -> None:
-    """Reassess one customer in the caller's transaction (locks the row on PostgreSQL)."""
-    refresh_customer(session=session, shop=shop, customer_id=customer_id, clock=clock)
+    """Reassess one customer in the caller's transaction (locks the row on PostgreSQL).
+
+    Inside `app.customers.risk.refreshes_deferred` (the bot handles a message in one) the
+    reassessment waits for the end of the block, so it runs once per customer.
+    """
+    request_refresh(session=session, shop=shop, customer_id=customer_id, clock=clock)

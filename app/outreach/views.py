@@ -1,0 +1,270 @@
+"""The pages behind digest links: one item's tap page, and a person's full list.
+
+GET /t/{token} shows the customer, why they are on the list, the script (the tier-1
+message has a copy button; a phone number is a tap-to-dial link) and the choices.
+POST /t/{token} records one choice; the link's nonce is stored with the write, so the
+same link cannot write twice. A link authorises only the item it names, in its own shop.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from app.customers.models import Customer, CustomerSummary
+from app.db import read_session, write_session
+from app.digest.build import choices_for
+from app.outreach.links import LinkError, link_secret, read_item, read_list
+from app.outreach.models import FollowUp, LinkUse
+from app.outreach.outcomes import OUTCOME_LABELS, OutcomeError, apply_choice, confirmation
+from app.outreach.render import TIER_LABELS, render_step, script_context
+from app.outreach.service import history_for
+from app.outreach.tiers import Step
+from app.risk.assess import STAGE_LABELS, stage_on
+from app.shops.models import Shop, Staff
+from app.web.views import ClockDep, EngineDep, SettingsDep
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent.parent / "web" / "templates"))
+
+router = APIRouter(include_in_schema=False)
+
+
+def _page(
+    request: Request, name: str, context: dict[str, Any], status_code: int = 200
+) -> HTMLResponse:
+    """A page behind a link: never cached (the back button must not bring a used form back)
+    and never sent on as a Referer (the URL is the credential)."""
+    response = TEMPLATES.TemplateResponse(request, name, context, status_code=status_code)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+# A follow-up closed without an outcome was replaced by the next rung of the ladder
+# (app.outreach.service.save_plan): nothing was recorded on it and nothing can be now.
+SUPERSEDED = "这条跟进已经换成新的一步了,请打开今天最新的提醒。"
+
+
+def _superseded(followup: FollowUp) -> bool:
+    return followup.status == "closed" and followup.outcome is None
+
+
+def _refuse(request: Request, message: str, status: int) -> HTMLResponse:
+    return _page(request, "link_error.html", {"message": message}, status_code=status)
+
+
+def _tel(phone: str | None) -> str | None:
+    digits = "".join(ch for ch in phone or "" if ch.isdigit() or ch == "+")
+    return digits or None
+
+
+def _item_view(
+    session: Session, shop: Shop, followup: FollowUp, today: date, templates_dir: Path
+) -> dict[str, Any]:
+    customer = session.get(Customer, followup.customer_id)
+    summary = session.get(CustomerSummary, followup.customer_id)
+    if customer is None or summary is None or customer.shop_id != shop.id:
+        raise LookupError
+    step = Step(
+        tier=followup.tier,
+        kind=followup.kind,
+        reason_code=followup.reason_code,
+        due=followup.due_on,
+        owner_role=followup.owner_role,
+        template=followup.template,
+    )
+    history = history_for(
+        session=session, shop=shop, customer=customer, summary=summary, today=today
+    )
+    context = script_context(
+        step, history, industry=shop.industry, shop_name=shop.name, settings=shop.settings
+    )
+    script = render_step(
+        step, context, templates_dir=templates_dir, industry=shop.industry, shop_slug=shop.slug
+    )
+    stage = stage_on(
+        stored=summary.stage, check_on=summary.check_on, red_on=summary.red_on,
+        lost_on=summary.lost_on, today=today,
+    )  # fmt: skip
+    from app.customers.service import mask_phone
+
+    return {
+        "name": customer.name,
+        "stage_label": STAGE_LABELS[stage],
+        "tier_label": TIER_LABELS[followup.tier],
+        "days_since_last": history.days_since_last,
+        "interval_days": round(summary.expected_interval_days)
+        if summary.expected_interval_days
+        else None,
+        "phone_masked": mask_phone(customer.phone),
+        "tel": _tel(customer.phone),
+        "script": script,
+        "copyable": followup.tier in (0, 1),
+        "choices": choices_for(followup.tier),
+        "done": followup.status == "closed",
+        "outcome_label": OUTCOME_LABELS.get(followup.outcome or "", ""),
+    }
+
+
+@router.get("/t/{token}", response_class=HTMLResponse)
+def tap_page(
+    request: Request, token: str, engine: EngineDep, settings: SettingsDep, clock: ClockDep
+) -> HTMLResponse:
+    try:
+        link = read_item(link_secret(settings), token, now=clock.now())
+    except LinkError as exc:
+        return _refuse(request, str(exc), 403)
+    with read_session(engine) as session:
+        followup = session.get(FollowUp, link.followup_id)
+        shop = session.get(Shop, link.shop_id)
+        if followup is None or shop is None or followup.shop_id != shop.id:
+            return _refuse(request, "链接无效", 403)
+        if _superseded(followup):
+            return _refuse(request, SUPERSEDED, 410)
+        used = session.get(LinkUse, link.nonce) is not None
+        today = clock.now().astimezone(ZoneInfo(shop.timezone)).date()
+        try:
+            view = _item_view(session, shop, followup, today, settings.templates_dir)
+        except LookupError:
+            return _refuse(request, "找不到这位客户", 404)
+    flash = request.query_params.get("done")
+    return _page(
+        request,
+        "tap.html",
+        {
+            "shop_name": shop.name,
+            "item": view,
+            "used": used,
+            "flash": flash if flash and len(flash) <= 80 else None,
+            "post_url": f"/t/{token}",
+        },
+    )
+
+
+@router.post("/t/{token}")
+def tap_record(
+    request: Request,
+    token: str,
+    engine: EngineDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    choice: Annotated[str, Form(max_length=32)],
+) -> Any:
+    outcome, _, arg = choice.partition(":")
+    try:
+        link = read_item(link_secret(settings), token, now=clock.now())
+    except LinkError as exc:
+        return _refuse(request, str(exc), 403)
+    try:
+        with write_session(engine) as session:
+            followup = session.get(FollowUp, link.followup_id)
+            shop = session.get(Shop, link.shop_id)
+            if followup is None or shop is None or followup.shop_id != shop.id:
+                return _refuse(request, "链接无效", 403)
+            if session.get(LinkUse, link.nonce) is not None:
+                return _refuse(
+                    request, "这个链接已经记过一次了;再有新情况,回复编号或等明天的提醒。", 409
+                )
+            if _superseded(followup):
+                return _refuse(request, SUPERSEDED, 410)
+            staff = _acting_staff(session, shop, followup)
+            allowed = {(c["outcome"], c["arg"] or "") for c in choices_for(followup.tier)}
+            if (outcome, arg) not in allowed:
+                return _refuse(request, "没有这个选项", 400)
+            recorded = apply_choice(
+                session=session,
+                shop=shop,
+                staff=staff,
+                followup_id=link.followup_id,
+                outcome=outcome,
+                arg=arg or None,
+                clock=clock,
+                source="link",
+            )
+            session.add(
+                LinkUse(
+                    nonce=link.nonce,
+                    shop_id=shop.id,
+                    followup_id=link.followup_id,
+                    used_at=clock.now(),
+                )
+            )
+            session.flush()
+            message = confirmation(recorded)
+    except IntegrityError:
+        # Two taps raced with the same link: the first write won, this one changed nothing.
+        return _refuse(request, "这个链接已经记过一次了", 409)
+    except OutcomeError as exc:
+        return _refuse(request, str(exc), 409)
+    from urllib.parse import quote
+
+    return RedirectResponse(url=f"/t/{token}?done={quote(message)}", status_code=303)
+
+
+def _acting_staff(session: Session, shop: Shop, followup: FollowUp) -> Staff:
+    """The link was sent to the item's assignee; it acts as them (else as the owner)."""
+    if followup.assigned_staff_id is not None:
+        staff = session.get(Staff, followup.assigned_staff_id)
+        if staff is not None and staff.shop_id == shop.id:
+            return staff
+    from app.shops.service import owner_of
+
+    return owner_of(session=session, shop=shop)
+
+
+@router.get("/d/{token}", response_class=HTMLResponse)
+def full_list(
+    request: Request, token: str, engine: EngineDep, settings: SettingsDep, clock: ClockDep
+) -> HTMLResponse:
+    from app.digest.models import DigestDelivery, DigestRun
+
+    try:
+        link = read_list(link_secret(settings), token, now=clock.now())
+    except LinkError as exc:
+        return _refuse(request, str(exc), 403)
+    with read_session(engine) as session:
+        shop = session.get(Shop, link.shop_id)
+        staff = session.get(Staff, link.staff_id)
+        if shop is None or staff is None or staff.shop_id != shop.id:
+            return _refuse(request, "链接无效", 403)
+        delivery = session.exec(
+            select(DigestDelivery)
+            .join(DigestRun, col(DigestRun.id) == col(DigestDelivery.run_id))
+            .where(
+                DigestRun.shop_id == shop.id,
+                DigestRun.run_date == link.day,
+                DigestDelivery.staff_id == staff.id,
+            )
+        ).first()
+        items = list(delivery.items) if delivery is not None else []
+        ids = [int(i["followup_id"]) for i in items]
+        states = {
+            f.id: f
+            for f in session.exec(select(FollowUp).where(col(FollowUp.id).in_(ids)))
+            if f.shop_id == shop.id
+        }
+    rows = [
+        {
+            "number": i["number"],
+            "title": i["title"],
+            "description": i["description"],
+            "url": i.get("url"),
+            "done": OUTCOME_LABELS.get(states[i["followup_id"]].outcome or "", "")
+            if i["followup_id"] in states
+            else "",
+        }
+        for i in items
+    ]
+    return _page(
+        request,
+        "digest_list.html",
+        {"shop_name": shop.name, "person": staff.name, "day": link.day, "rows": rows},
+    )
