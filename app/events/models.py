@@ -21,6 +21,8 @@ EVENT_KINDS = (
     "tickets",  # water tickets bought (+) or used (-): data {"change", "amount_cents"}
     "deposit",  # buckets on deposit (+) or returned (-): data {"change", "amount_cents"}
     "undo",  # data {"undone_inbox_id", "event_ids", "orders"}: readers skip those events
+    "import",  # a spreadsheet imported: data {"sha256", "file", "rows", "orders_added", ...}
+    "forget",  # a customer's personal data removed on request: counts only, nothing personal
 )
 
 
