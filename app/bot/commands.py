@@ -11,6 +11,8 @@ from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import bindparam, select
+
 from app.bot import ledger, pending
 from app.bot.context import BotContext
 from app.bot.parse import (
@@ -33,6 +35,7 @@ from app.bot.parse import (
 from app.bot.registry import registry
 from app.customers.matching import Match, is_clear, match_customers
 from app.customers.models import Customer, CustomerSummary
+from app.customers.risk import settle_refresh
 from app.customers.service import (
     CustomerError,
     create_customer,
@@ -163,11 +166,21 @@ def _ordered_at(ctx: BotContext, item: OrderItem) -> datetime | None:
     return datetime.combine(item.order_on, time(clock_time.hour, clock_time.minute), tzinfo=tz)
 
 
+_SUMMARY = CustomerSummary.__table__  # type: ignore[attr-defined]
+# What an order's confirmation says about the previous one (built once: every order reads it).
+_LAST_ORDER = select(
+    _SUMMARY.c.last_order_on, _SUMMARY.c.expected_interval_days, _SUMMARY.c.order_count
+).where(_SUMMARY.c.customer_id == bindparam("cid"))
+
+
 def _record_order(
     ctx: BotContext, customer: Customer, item: OrderItem, raw: str, *, by_tickets: bool = False
 ) -> tuple[Order | None, list[str]]:
     """Write one order; return it and the words that confirm it (or why it was refused)."""
-    summary = ctx.session.get(CustomerSummary, customer.id)
+    assert customer.id is not None
+    # The same customer twice in one message: the first order's reassessment comes first.
+    settle_refresh(session=ctx.session, customer_id=customer.id)
+    summary = ctx.session.connection().execute(_LAST_ORDER, {"cid": customer.id}).first()
     previous_on = summary.last_order_on if summary else None
     usual = summary.expected_interval_days if summary and summary.order_count > 1 else None
     try:
@@ -188,10 +201,10 @@ def _record_order(
     except OrderError as exc:
         return None, [ctx.render("order_invalid", reason=str(exc))]
     if item.delivery_on or by_tickets:
+        # Neither field changes the assessment: the next flush writes them.
         order.delivery_on = item.delivery_on
         order.paid_by = "tickets" if by_tickets else None
         ctx.session.add(order)
-        ctx.session.flush()
     ctx.changed = True
     gap = (order.order_date - previous_on).days if previous_on else None
     return order, [

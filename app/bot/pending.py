@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlmodel import delete
+from sqlalchemy import bindparam, delete
 
 from app.bot.context import BotContext
 from app.channels.models import PendingQuestion
@@ -38,11 +38,23 @@ def take(ctx: BotContext) -> PendingQuestion | None:
     return question if question.expires_at > ctx.clock.now() else None
 
 
+_TABLE = PendingQuestion.__table__  # type: ignore[attr-defined]
+# Built once and run on the connection: every message that is not an answer runs it, and
+# the ORM's bulk DELETE (statement building + session synchronisation) cost ~0.5 ms.
+_DELETE = delete(_TABLE).where(
+    _TABLE.c.shop_id == bindparam("shop"), _TABLE.c.sender == bindparam("sender")
+)
+
+
 def clear(ctx: BotContext) -> None:
     """Forget the sender's question (a new message supersedes it)."""
-    ctx.session.execute(
-        delete(PendingQuestion).where(
-            PendingQuestion.shop_id == ctx.shop_id,  # type: ignore[arg-type]
-            PendingQuestion.sender == ctx.sender_key,  # type: ignore[arg-type]
-        )
-    )
+    session = ctx.session
+    # An unflushed question would be inserted after the DELETE: flush it first.
+    if any(isinstance(o, PendingQuestion) for o in session.new):
+        session.flush()
+    session.connection().execute(_DELETE, {"shop": ctx.shop_id, "sender": ctx.sender_key})
+    # A copy loaded in this session is gone from the database too.
+    key = session.identity_key(PendingQuestion, (ctx.shop_id, ctx.sender_key))
+    loaded = session.identity_map.get(key)
+    if loaded is not None:
+        session.expunge(loaded)

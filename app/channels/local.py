@@ -4,13 +4,52 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, and_, bindparam, select
 
 from app.channels.inbox import Delivery, DeliveryResult, deliver
 from app.clock import Clock
 from app.config import Settings
-from app.db import read_session
-from app.shops.service import LOCAL_OWNER_ID, get_shop, owner_of
+from app.shops.models import Shop, Staff
+from app.shops.service import LOCAL_OWNER_ID, ShopError
+
+_SHOP = Shop.__table__  # type: ignore[attr-defined]
+_STAFF = Staff.__table__  # type: ignore[attr-defined]
+# get_shop + owner_of in one statement on a bare connection (no ORM session, no objects):
+# this runs before every message typed in the web chat or the console.
+_OWNER_JOIN = _SHOP.outerjoin(
+    _STAFF, and_(_STAFF.c.shop_id == _SHOP.c.id, _STAFF.c.role == "owner")
+)
+_BY_SLUG = (
+    select(_SHOP.c.id, _SHOP.c.slug, _STAFF.c.id)
+    .select_from(_OWNER_JOIN)
+    .where(_SHOP.c.slug == bindparam("ref"))
+    .order_by(_STAFF.c.id)
+    .limit(1)
+)
+_BY_ID = (
+    select(_SHOP.c.id, _SHOP.c.slug, _STAFF.c.id)
+    .select_from(_OWNER_JOIN)
+    .where(_SHOP.c.id == bindparam("ref"))
+    .order_by(_STAFF.c.id)
+    .limit(1)
+)
+
+
+def shop_and_owner(engine: Engine, shop_ref: str) -> tuple[int, int]:
+    """(shop id, owner's staff id) for a slug or numeric id, as get_shop and owner_of find them.
+
+    Raises ShopError as they do: no such shop, or a shop without an owner.
+    """
+    with engine.connect() as conn:
+        row = conn.execute(_BY_SLUG, {"ref": shop_ref}).first()
+        if row is None and shop_ref.isdigit():
+            row = conn.execute(_BY_ID, {"ref": int(shop_ref)}).first()
+    if row is None:
+        raise ShopError(f"没有这个店铺:{shop_ref}")
+    shop_id, slug, owner_id = row
+    if owner_id is None:
+        raise ShopError(f"店铺 {slug} 没有店主")
+    return int(shop_id), int(owner_id)
 
 
 def deliver_as_owner(
@@ -24,18 +63,15 @@ def deliver_as_owner(
     client_msg_id: str | None = None,
 ) -> DeliveryResult:
     """Deliver `text` to shop `shop_ref` as its owner on a local channel (web or console)."""
-    with read_session(engine) as session:
-        shop = get_shop(session=session, ref=shop_ref)
-        owner = owner_of(session=session, shop=shop)
-    assert shop.id is not None and owner.id is not None
+    shop_id, owner_id = shop_and_owner(engine, shop_ref)
     message_id = client_msg_id or uuid.uuid4().hex
     delivery = Delivery(
-        shop_id=shop.id,
-        staff_id=owner.id,
+        shop_id=shop_id,
+        staff_id=owner_id,
         channel=channel,
         # Client ids are only unique per client; scope them to the shop so they never collide.
-        external_id=f"{shop.id}:{message_id}",
-        sender_key=f"local:{shop.id}:{LOCAL_OWNER_ID}",
+        external_id=f"{shop_id}:{message_id}",
+        sender_key=f"local:{shop_id}:{LOCAL_OWNER_ID}",
         text=text,
     )
     return deliver(

@@ -8,6 +8,8 @@ with the stored priors, in the caller's transaction, after each order or event.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,9 +21,9 @@ from sqlmodel import Session, col, select
 from app.clock import Clock, from_utc, local_today
 from app.customers.models import Customer, CustomerSummary
 from app.events.models import Event
-from app.events.service import RISK_EVENT_KINDS, undone_event_ids
+from app.events.service import RISK_EVENT_KINDS, undone_among, undone_event_ids
 from app.orders.models import Order
-from app.risk.assess import Assessment, OrderFact, assess_customer, assessment_at
+from app.risk.assess import Assessment, assess_history, assessment_at
 from app.risk.batch import score_arrays
 from app.risk.config import RiskConfig
 from app.risk.events import EventPoint, customer_facts, facts_array
@@ -108,14 +110,59 @@ _LOCK_SUMMARY = (
 _SELECT_ORDERS = select(_ORDERS.c.order_date, _ORDERS.c.quantity, _ORDERS.c.amount_cents).where(
     _ORDERS.c.customer_id == bindparam("cid")
 )
+# All the customer's events, kinds filtered in Python: an IN list is re-rendered per call.
 _SELECT_EVENTS = select(_EVENTS.c.id, _EVENTS.c.kind, _EVENTS.c.occurred_at, _EVENTS.c.data).where(
-    _EVENTS.c.customer_id == bindparam("cid"), _EVENTS.c.kind.in_(RISK_EVENT_KINDS)
+    _EVENTS.c.customer_id == bindparam("cid")
 )
+_RISK_KINDS = frozenset(RISK_EVENT_KINDS)
 _UPDATE_SUMMARY = (
     _SUMMARY.update()
     .where(_SUMMARY.c.customer_id == bindparam("cid"))
     .values({name: bindparam(f"v_{name}", type_=_SUMMARY.c[name].type) for name in _SUMMARY_FIELDS})
 )
+
+
+_DEFERRED = "huitou_deferred_refreshes"
+
+
+@contextmanager
+def refreshes_deferred(session: Session) -> Iterator[None]:
+    """Within this block, each customer touched is reassessed once, when the block ends.
+
+    One chat message may write several things about one customer (an order paid with water
+    tickets is an order and a tickets event; `王姐2桶 王姐1桶` is two orders): each used to
+    reassess the customer on the spot. Inside this block `request_refresh` only notes the
+    customer, and the notes are settled at the end, still inside the caller's transaction
+    (not on an error: the transaction is rolled back anyway). Nested blocks join the outer.
+    """
+    if _DEFERRED in session.info:
+        yield
+        return
+    pending: dict[int, tuple[Shop, Clock]] = {}
+    session.info[_DEFERRED] = pending
+    try:
+        yield
+    finally:
+        session.info.pop(_DEFERRED, None)
+    for customer_id, (shop, clock) in pending.items():
+        refresh_customer(session=session, shop=shop, customer_id=customer_id, clock=clock)
+
+
+def request_refresh(*, session: Session, shop: Shop, customer_id: int, clock: Clock) -> None:
+    """Reassess the customer now, or once at the end of an enclosing refreshes_deferred."""
+    pending = session.info.get(_DEFERRED)
+    if pending is None:
+        refresh_customer(session=session, shop=shop, customer_id=customer_id, clock=clock)
+    else:
+        pending.setdefault(customer_id, (shop, clock))
+
+
+def settle_refresh(*, session: Session, customer_id: int) -> None:
+    """Bring a deferred reassessment forward: the caller is about to read the summary."""
+    pending = session.info.get(_DEFERRED)
+    if pending and customer_id in pending:
+        shop, clock = pending.pop(customer_id)
+        refresh_customer(session=session, shop=shop, customer_id=customer_id, clock=clock)
 
 
 def refresh_customer(*, session: Session, shop: Shop, customer_id: int, clock: Clock) -> None:
@@ -125,46 +172,54 @@ def refresh_customer(*, session: Session, shop: Shop, customer_id: int, clock: C
         rescore_shop(session=session, shop=shop, clock=clock)
         priors = stored_priors(shop)
         assert priors is not None
+    assert shop.id is not None
     tz = ZoneInfo(shop.timezone)
     today = local_today(clock, shop.timezone)
     # Orders and events just added through the ORM must reach the database first.
     session.flush()
     conn = session.connection()
     key = {"cid": customer_id}
-    exists = conn.execute(_LOCK_SUMMARY, key).first()
-    orders = [
-        OrderFact(day=d, quantity=float(q), amount=(a or 0) / 100)
-        for d, q, a in conn.execute(_SELECT_ORDERS, key)
-    ]
-    # Undo events are shop-level: one message may have touched several customers.
-    assert shop.id is not None
-    undone = undone_event_ids(session, shop.id)
+    if conn.dialect.name != "sqlite":
+        # Serialise concurrent reassessments of this customer before reading its history.
+        # (SQLite has one writer at a time already: write transactions BEGIN IMMEDIATE.)
+        conn.execute(_LOCK_SUMMARY, key)
+    days: list[int] = []
+    quantities: list[float] = []
+    amounts: list[float] = []
+    for d, q, a in conn.execute(_SELECT_ORDERS, key):
+        days.append(epoch_day(d))
+        quantities.append(float(q))
+        amounts.append((a or 0) / 100)
+    rows = [r for r in conn.execute(_SELECT_EVENTS, key) if r[1] in _RISK_KINDS]
+    # Undo events are shop-level (one message may touch several customers); only those
+    # newer than this customer's oldest event can cancel one of its events.
+    undone = undone_among(session, shop.id, [r[0] for r in rows])
     events = [
         EventPoint(id=i, kind=k, day=from_utc(at).astimezone(tz).date(), data=data)
-        for i, k, at, data in conn.execute(_SELECT_EVENTS, key)
+        for i, k, at, data in rows
         if i not in undone
     ]
-    assessment = assess_customer(
-        orders, events, priors=priors, config=risk_config(shop), as_of=today
+    assessment, row = assess_history(
+        days, quantities, amounts, events, priors=priors, config=risk_config(shop), as_of=today
     )
-    known = [o for o in orders if o.day <= today]
-    last = max((o.day for o in known), default=None)
+    bought = row["n_orders"] > 0
     values = _summary_values(
         assessment,
-        first=min((o.day for o in known), default=None),
-        last=last,
-        total_quantity=sum(o.quantity for o in known),
-        total_amount=sum(o.amount for o in known),
-        last_quantity=sum(o.quantity for o in known if o.day == last) if last else None,
+        first=from_epoch_day(row["first_day"]) if bought else None,
+        last=from_epoch_day(row["last_day"]) if bought else None,
+        total_quantity=row["total_quantity"],
+        total_amount=row["total_amount"],
+        last_quantity=row["last_quantity"] if bought else None,
         today=today,
         clock=clock,
     )
-    if exists is None:
-        assert shop.id is not None
+    updated = conn.execute(
+        _UPDATE_SUMMARY, {"cid": customer_id, **{f"v_{k}": v for k, v in values.items()}}
+    )
+    if updated.rowcount == 0:
         session.add(CustomerSummary(customer_id=customer_id, shop_id=shop.id, **values))
         session.flush()
         return
-    conn.execute(_UPDATE_SUMMARY, {"cid": customer_id, **{f"v_{k}": v for k, v in values.items()}})
     # A copy of this summary loaded earlier in the session would now be stale.
     cached = session.identity_map.get(session.identity_key(CustomerSummary, customer_id))
     if cached is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import bindparam
@@ -29,6 +30,29 @@ def undone_event_ids(session: Session, shop_id: int) -> set[int]:
         int(i)
         for data in session.execute(_UNDO_PAYLOADS, {"shop": shop_id}).scalars()
         for i in (data or {}).get("event_ids", [])
+    }
+
+
+_EVENTS = Event.__table__  # type: ignore[attr-defined]
+# An undo is appended after the events it cancels, so its id is larger than theirs: only
+# undo events newer than the oldest of the events in question can cancel any of them.
+_UNDO_PAYLOADS_AFTER = select(_EVENTS.c.data).where(
+    _EVENTS.c.shop_id == bindparam("shop"),
+    _EVENTS.c.kind == "undo",
+    _EVENTS.c.id > bindparam("after"),
+)
+
+
+def undone_among(session: Session, shop_id: int, event_ids: Collection[int]) -> set[int]:
+    """Which of `event_ids` some later "undo" cancelled (reads only the undo events after them)."""
+    if not event_ids:
+        return set()
+    rows = session.connection().execute(
+        _UNDO_PAYLOADS_AFTER, {"shop": shop_id, "after": min(event_ids)}
+    )
+    wanted = set(event_ids)
+    return {
+        int(i) for (data,) in rows for i in (data or {}).get("event_ids", []) if int(i) in wanted
     }
 
 
@@ -70,11 +94,11 @@ def log_event(
             if c is not None
         }
     if affected:
-        from app.customers.risk import refresh_customer
+        from app.customers.risk import request_refresh
         from app.shops.models import Shop
 
         shop = session.get(Shop, shop_id)
         if shop is not None:
             for affected_id in sorted(affected):
-                refresh_customer(session=session, shop=shop, customer_id=affected_id, clock=clock)
+                request_refresh(session=session, shop=shop, customer_id=affected_id, clock=clock)
     return event

@@ -1,7 +1,8 @@
 """One customer's assessment, with every fired signal and the figures behind it.
 
-The online path: the same score_arrays as the batch, for a single customer with the
-shop's stored priors, so a test can prove both give the same numbers.
+The online path scores a single customer with the shop's stored priors: the same formulas
+as the batch's score_arrays, in plain Python (app/risk/single.py) because numpy's per-call
+overhead dominates at n = 1; tests prove both give the same numbers.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from app.risk.batch import NO_DAY, STAGES, ScoreArrays, score_arrays
+from app.risk.batch import NO_DAY, STAGES, ScoreArrays, online_clock, score_arrays
 from app.risk.config import RiskConfig
 from app.risk.events import EventPoint, customer_facts, facts_array
 from app.risk.history import OrderArrays
 from app.risk.model import ShopPriors
 from app.risk.season import epoch_day, from_epoch_day
 from app.risk.signals import BY_CODE, Level, codes
+from app.risk.single import score_one
 
 
 @dataclass(frozen=True)
@@ -75,39 +77,70 @@ def _day(value: int) -> date | None:
     return None if value == NO_DAY else from_epoch_day(value)
 
 
-def findings_for(scores: ScoreArrays, i: int) -> tuple[Finding, ...]:
-    """The signals that fired for customer i, each with its figures."""
+def _row(scores: ScoreArrays, i: int) -> dict[str, Any]:
+    """Customer i of a scored batch as the plain values an Assessment is built from."""
     fig, facts = scores.figures, scores.facts
-    interval = round(float(scores.expected_interval_days[i]), 1)
-    days = scores.days_since_last[i]
+    return {
+        "stage": STAGES[int(scores.stage[i])],
+        "n_orders": int(scores.n_orders[i]),
+        "days_since_last": float(scores.days_since_last[i]),
+        "expected_interval_days": float(scores.expected_interval_days[i]),
+        "mean_gap_days": float(scores.mean_gap_days[i]),
+        "overdue_ratio": float(scores.overdue_ratio[i]),
+        "churn_probability": float(scores.churn_probability[i]),
+        "p_alive": float(scores.p_alive[i]),
+        "clv": float(scores.clv[i]),
+        "retained_value": float(scores.retained_value[i]),
+        "value_at_risk": float(scores.value_at_risk[i]),
+        "check_day": int(scores.check_day[i]),
+        "red_day": int(scores.red_day[i]),
+        "lost_day": int(scores.lost_day[i]),
+        "signals": int(scores.signals[i]),
+        "recent_quantity": float(fig.recent_quantity[i]),
+        "earlier_quantity": float(fig.earlier_quantity[i]),
+        "last_gap_days": float(fig.last_gap_days[i]),
+        "earlier_gap_mean": float(fig.earlier_gap_mean[i]),
+        "recent_amount": float(fig.recent_amount[i]),
+        "earlier_amount": float(fig.earlier_amount[i]),
+        "ignored_streak": int(facts.ignored_streak[i]),
+        "satisfaction": float(facts.satisfaction[i]),
+        "ticket_balance": float(facts.ticket_balance[i]),
+        "recalled_day": int(facts.recalled_day[i]),
+    }
+
+
+def _findings(row: dict[str, Any]) -> tuple[Finding, ...]:
+    """The signals that fired, each with its figures."""
+    interval = round(row["expected_interval_days"], 1)
+    days = row["days_since_last"]
     figures: dict[str, dict[str, Any]] = {
         "interval_stretch": {
             "days_since_last": None if math.isnan(days) else int(days),
             "interval": interval,
-            "ratio": round(float(scores.overdue_ratio[i]), 2),
+            "ratio": round(row["overdue_ratio"], 2),
         },
         "size_drop": {
-            "recent": round(float(fig.recent_quantity[i]), 1),
-            "earlier": round(float(fig.earlier_quantity[i]), 1),
+            "recent": round(row["recent_quantity"], 1),
+            "earlier": round(row["earlier_quantity"], 1),
         },
         "frequency_drop": {
-            "last_gap": _num(fig.last_gap_days[i]),
-            "earlier_gap": round(float(fig.earlier_gap_mean[i]), 1),
+            "last_gap": _num(row["last_gap_days"]),
+            "earlier_gap": round(row["earlier_gap_mean"], 1),
         },
         "ticket_drop": {
-            "recent": round(float(fig.recent_amount[i]), 2),
-            "earlier": round(float(fig.earlier_amount[i]), 2),
+            "recent": round(row["recent_amount"], 2),
+            "earlier": round(row["earlier_amount"], 2),
         },
-        "ignored_2": {"streak": int(facts.ignored_streak[i])},
-        "ignored_4": {"streak": int(facts.ignored_streak[i])},
-        "low_satisfaction": {"score": _num(facts.satisfaction[i])},
-        "tickets_running_out": {"balance": _num(facts.ticket_balance[i])},
-        "tickets_not_renewed": {"balance": _num(facts.ticket_balance[i])},
-        "recently_recalled": {"recalled_on": str(_day(int(facts.recalled_day[i])))},
+        "ignored_2": {"streak": row["ignored_streak"]},
+        "ignored_4": {"streak": row["ignored_streak"]},
+        "low_satisfaction": {"score": _num(row["satisfaction"])},
+        "tickets_running_out": {"balance": _num(row["ticket_balance"])},
+        "tickets_not_renewed": {"balance": _num(row["ticket_balance"])},
+        "recently_recalled": {"recalled_on": str(_day(row["recalled_day"]))},
     }
     figures["interval_stretch_red"] = figures["interval_stretch"]
     found = []
-    for code in codes(int(scores.signals[i])):
+    for code in codes(row["signals"]):
         spec = BY_CODE[code]
         found.append(
             Finding(
@@ -120,26 +153,35 @@ def findings_for(scores: ScoreArrays, i: int) -> tuple[Finding, ...]:
     return tuple(found)
 
 
+def findings_for(scores: ScoreArrays, i: int) -> tuple[Finding, ...]:
+    """The signals that fired for customer i, each with its figures."""
+    return _findings(_row(scores, i))
+
+
+def _assessment(row: dict[str, Any]) -> Assessment:
+    days = row["days_since_last"]
+    return Assessment(
+        stage=row["stage"],
+        n_orders=row["n_orders"],
+        days_since_last=None if math.isnan(days) else int(days),
+        expected_interval_days=row["expected_interval_days"],
+        mean_gap_days=_num(row["mean_gap_days"]),
+        overdue_ratio=_num(row["overdue_ratio"]),
+        churn_probability=_num(row["churn_probability"]),
+        p_alive=_num(row["p_alive"]),
+        clv=row["clv"],
+        retained_value=row["retained_value"],
+        value_at_risk=row["value_at_risk"],
+        check_on=_day(row["check_day"]),
+        red_on=_day(row["red_day"]),
+        lost_on=_day(row["lost_day"]),
+        findings=_findings(row),
+    )
+
+
 def assessment_at(scores: ScoreArrays, i: int) -> Assessment:
     """Customer i of a scored batch as an Assessment."""
-    days = scores.days_since_last[i]
-    return Assessment(
-        stage=STAGES[int(scores.stage[i])],
-        n_orders=int(scores.n_orders[i]),
-        days_since_last=None if math.isnan(days) else int(days),
-        expected_interval_days=float(scores.expected_interval_days[i]),
-        mean_gap_days=_num(scores.mean_gap_days[i]),
-        overdue_ratio=_num(scores.overdue_ratio[i]),
-        churn_probability=_num(scores.churn_probability[i]),
-        p_alive=_num(scores.p_alive[i]),
-        clv=float(scores.clv[i]),
-        retained_value=float(scores.retained_value[i]),
-        value_at_risk=float(scores.value_at_risk[i]),
-        check_on=_day(int(scores.check_day[i])),
-        red_on=_day(int(scores.red_day[i])),
-        lost_on=_day(int(scores.lost_day[i])),
-        findings=findings_for(scores, i),
-    )
+    return _assessment(_row(scores, i))
 
 
 def assess_customer(
@@ -150,7 +192,59 @@ def assess_customer(
     config: RiskConfig,
     as_of: date,
 ) -> Assessment:
-    """Assess one customer with the shop's stored priors (the online path)."""
+    """Assess one customer with the shop's stored priors (the online path).
+
+    The same numbers as `score_arrays` on this customer alone (`assess_customer_arrays`),
+    computed in plain Python (`app.risk.single`): a fraction of numpy's per-call overhead.
+    """
+    assessment, _ = assess_history(
+        [epoch_day(o.day) for o in orders],
+        [o.quantity for o in orders],
+        [o.amount for o in orders],
+        events,
+        priors=priors,
+        config=config,
+        as_of=as_of,
+    )
+    return assessment
+
+
+def assess_history(
+    days: Sequence[int],
+    quantities: Sequence[float],
+    amounts: Sequence[float],
+    events: Sequence[EventPoint],
+    *,
+    priors: ShopPriors,
+    config: RiskConfig,
+    as_of: date,
+) -> tuple[Assessment, dict[str, Any]]:
+    """assess_customer on parallel lists (epoch days, quantities, amounts in yuan).
+
+    Also returns the scored row (`app.risk.single.score_one`): its totals, first and last
+    purchase days and last quantity are the figures a summary stores.
+    """
+    today = epoch_day(as_of)
+    known = [d for d in days if d <= today]
+    facts = customer_facts(
+        events, last_order=from_epoch_day(max(known)) if known else None, today=as_of
+    )
+    clock = online_clock(priors, min(known) if known else None, today, config)
+    row = score_one(
+        days, quantities, amounts, facts, today=today, config=config, priors=priors, clock=clock
+    )
+    return _assessment(row), row
+
+
+def assess_customer_arrays(
+    orders: Sequence[OrderFact],
+    events: Sequence[EventPoint],
+    *,
+    priors: ShopPriors,
+    config: RiskConfig,
+    as_of: date,
+) -> Assessment:
+    """assess_customer through the batch engine (score_arrays with one customer)."""
     arrays = OrderArrays(
         customer=np.zeros(len(orders), dtype=np.int64),
         day=np.array([epoch_day(o.day) for o in orders], dtype=np.int64),

@@ -93,6 +93,24 @@ def _effective_clock(profile: SeasonProfile, first: int, last: int) -> Effective
     return EffectiveClock(profile, first, last)
 
 
+def _clock_for(
+    profile: SeasonProfile, first_known: int | None, today: int, config: RiskConfig
+) -> EffectiveClock:
+    # A canonical span (ten years back, three ahead) lets one customer's online assessment
+    # reuse the cached clock instead of rebuilding the calendar for every order.
+    first = min(first_known - 1 if first_known is not None else today - 1, today - 3650)
+    span_end = today + max(config.horizon_days, config.clv_horizon_days, LOOKAHEAD_DAYS)
+    return _effective_clock(profile, first, span_end)
+
+
+def online_clock(
+    priors: ShopPriors, first_known: int | None, today: int, config: RiskConfig
+) -> EffectiveClock:
+    """The effective clock score_arrays uses for a customer scored with stored priors."""
+    profile = SeasonProfile(priors.summer_rate, priors.festival_rate)
+    return _clock_for(profile, first_known, today, config)
+
+
 def season_profile(config: RiskConfig, order_days: I64) -> SeasonProfile:
     if config.seasonality == "none":
         return SeasonProfile()
@@ -170,11 +188,7 @@ def score_arrays(
         profile = SeasonProfile(priors.summer_rate, priors.festival_rate)
     else:
         profile = season_profile(config, known)
-    # A canonical span (ten years back, three ahead) lets one customer's online assessment
-    # reuse the cached clock instead of rebuilding the calendar for every order.
-    first = min(int(known.min()) - 1 if known.size else today - 1, today - 3650)
-    span_end = today + max(config.horizon_days, config.clv_horizon_days, LOOKAHEAD_DAYS)
-    clock = _effective_clock(profile, first, span_end)
+    clock = _clock_for(profile, int(known.min()) if known.size else None, today, config)
 
     # A gap of years is a customer who left and came back, not their rhythm.
     max_rhythm_gap = max(365.0, 4 * config.default_interval_days)
