@@ -119,14 +119,14 @@ class ImportPlan:
     issues: list[RowIssue] = field(default_factory=list)
     issue_count: int = 0
     people: list[Person] = field(default_factory=list)
-    # One entry per order row to write: index into people, day ordinal, quantity,
-    # amount in cents (-1 when none), unit index (into units), file line.
-    person: array[int] = field(default_factory=lambda: array("q"))
-    day: array[int] = field(default_factory=lambda: array("q"))
-    quantity: array[int] = field(default_factory=lambda: array("q"))
-    amount: array[int] = field(default_factory=lambda: array("q"))
-    unit: array[int] = field(default_factory=lambda: array("q"))
-    line: array[int] = field(default_factory=lambda: array("q"))
+    # One entry per order row to write, as compact C int arrays (not Python objects): index
+    # into people, day ordinal, quantity, amount in cents (-1 when none), unit index, line.
+    person: array[int] = field(default_factory=lambda: array("i"))
+    day: array[int] = field(default_factory=lambda: array("i"))
+    quantity: array[int] = field(default_factory=lambda: array("i"))
+    amount: array[int] = field(default_factory=lambda: array("i"))
+    unit: array[int] = field(default_factory=lambda: array("i"))
+    line: array[int] = field(default_factory=lambda: array("i"))
     units: list[str] = field(default_factory=list)
     keep: np.ndarray | None = None  # rows to write (False: already imported before)
     skipped_existing: int = 0
@@ -438,11 +438,11 @@ def _memoised(reader: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 def _keys(plan: ImportPlan) -> np.ndarray:
     """(person, day, quantity, amount) per order row, as a structured array."""
-    keys = np.empty(len(plan.day), dtype=[("p", "i8"), ("d", "i8"), ("q", "i8"), ("a", "i8")])
-    keys["p"] = np.frombuffer(plan.person, dtype=np.int64)
-    keys["d"] = np.frombuffer(plan.day, dtype=np.int64)
-    keys["q"] = np.frombuffer(plan.quantity, dtype=np.int64)
-    keys["a"] = np.frombuffer(plan.amount, dtype=np.int64)
+    keys = np.empty(len(plan.day), dtype=[("p", "i4"), ("d", "i4"), ("q", "i4"), ("a", "i4")])
+    keys["p"] = np.frombuffer(plan.person, dtype=np.int32)
+    keys["d"] = np.frombuffer(plan.day, dtype=np.int32)
+    keys["q"] = np.frombuffer(plan.quantity, dtype=np.int32)
+    keys["a"] = np.frombuffer(plan.amount, dtype=np.int32)
     return keys
 
 
@@ -456,7 +456,7 @@ def _mark_duplicates(plan: ImportPlan) -> None:
     same = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1]) + 1
     if not same.size:
         return
-    lines = np.frombuffer(plan.line, dtype=np.int64)
+    lines = np.frombuffer(plan.line, dtype=np.int32)
     # The first row of each run of equal keys (stable sort: lowest line first).
     starts = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
     run_start = np.maximum.accumulate(np.where(starts, np.arange(len(order)), 0))

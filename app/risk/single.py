@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from scipy.special import expit, logit, ndtr, ndtri, stdtr, stdtrit
 
+from app.risk.batch import STAGE_CODE, STAGES
 from app.risk.config import RiskConfig
 from app.risk.events import CustomerFacts
 from app.risk.history import LOG_GAP_CLIP
@@ -44,7 +45,6 @@ from app.risk.signals import (
 NAN = math.nan
 _EVENT_MASK = int(EVENT_SIGNAL_MASK)
 _BIT = {s.code: 1 << s.bit for s in SIGNALS}
-_STAGE_CODES = ("new", "active", "quiet", "at_risk", "lost", "recovered")
 
 
 def _pairwise(a: list[float], lo: int, n: int) -> float:
@@ -360,17 +360,18 @@ def score_one(
     if level >= Level.LOST:
         lost_day = min(lost_day, today)
 
-    stage = 1  # active
+    stage = STAGE_CODE["active"]
     if today >= check_day:
-        stage = 2
+        stage = STAGE_CODE["quiet"]
     if today >= red_day:
-        stage = 3
+        stage = STAGE_CODE["at_risk"]
     if today >= lost_day:
-        stage = 4
-    if mask & _BIT["recently_recalled"] and last_day >= recalled_day and stage == 1:
-        stage = 5
+        stage = STAGE_CODE["lost"]
+    came_back = mask & _BIT["recently_recalled"] and last_day >= recalled_day
+    if came_back and stage == STAGE_CODE["active"]:
+        stage = STAGE_CODE["recovered"]
     if not bought:
-        stage = 0
+        stage = STAGE_CODE["new"]
 
     # --- value ----------------------------------------------------------------------------
     aov_c = (total_amount + priors.aov) / (n_days + 1)
@@ -387,7 +388,7 @@ def score_one(
         check_day = red_day = lost_day = -1
 
     return {
-        "stage": _STAGE_CODES[stage],
+        "stage": STAGES[stage],
         "n_orders": n_days,
         "first_day": first_day,
         "last_day": last_day,

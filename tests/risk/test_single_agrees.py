@@ -201,7 +201,7 @@ def test_scalar_equals_the_batch_on_thousands_of_random_customers() -> None:
     assert checked == 2400
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(
         st.tuples(
