@@ -19,6 +19,7 @@ from typing import Any
 import cn2an
 
 from app.bot.when import DATE_WORD, TIME_WORD, read_day, read_until
+from app.outreach.tiers import loss_reason_code
 
 MAX_MESSAGE_CHARS = 500
 MAX_NAME_CHARS = 20
@@ -613,12 +614,6 @@ DIGEST_OUTCOME_WORDS: dict[str, str] = {
     **dict.fromkeys(("已挽回", "挽回了", "回来了", "又订了"), "recovered"),
     **dict.fromkeys(("流失", "丢了", "不订了", "不来了"), "lost"),
 }
-# Reason labels (REASONS) -> the outreach codes the follow-up records.
-_REASON_CODES = {
-    "价格": "price", "服务不及时": "service", "服务不好": "service", "水质": "quality",
-    "商品质量": "quality", "竞争对手": "competitor", "忘了": "forgot", "距离远": "distance",
-    "搬家/倒闭": "moved", "其他": "other",
-}  # fmt: skip
 
 
 def _numbered_reply(clean: str, vocab: Vocabulary) -> Intent | None:
@@ -634,7 +629,7 @@ def _numbered_reply(clean: str, vocab: Vocabulary) -> Intent | None:
             fields: dict[str, Any] = {"outcome": outcome, "text": _EDGE_PUNCT.sub("", tail)}
             if outcome in ("lost", "called") and fields["text"]:
                 label = _read_reason(tail, word, vocab)["reason"]
-                fields["reason"] = _REASON_CODES.get(label or "", "other")
+                fields["reason"] = loss_reason_code(label) or "other"
             elif outcome == "lost":
                 fields["reason"] = None
             return Intent(

@@ -20,7 +20,7 @@ from app.config import Settings
 from app.customers.models import Customer
 from app.outreach.links import item_token, link_secret, list_token
 from app.outreach.models import FollowUp
-from app.outreach.outcomes import OUTCOME_LABELS, tap_key
+from app.outreach.outcomes import OUTCOME_LABELS, REASON_WORDS, tap_key
 from app.outreach.service import PlannedItem, plan_day, save_plan
 from app.risk.signals import BY_CODE
 from app.shops.models import Shop, Staff
@@ -107,8 +107,6 @@ _TIER_WORDS = {3: "上门/优惠", 2: "打电话", 1: "发微信", 0: "回访关
 
 def _choice(outcome: str, arg: str | None) -> str:
     if outcome == "lost" and arg:
-        from app.outreach.outcomes import REASON_WORDS
-
         return f"流失·{REASON_WORDS[arg]}"
     return OUTCOME_LABELS[outcome]
 

@@ -113,10 +113,10 @@ class DigestScheduler:
         ]
 
     def run_shop(self, shop_id: int) -> RunResult | None:
-        for due_id, day in due_shops(engine=self.engine, clock=self.clock, settings=self.settings):
-            if due_id == shop_id:
-                return self._run(shop_id, day)
-        return None
+        due = due_shops(
+            engine=self.engine, clock=self.clock, settings=self.settings, shop_id=shop_id
+        )
+        return self._run(*due[0]) if due else None
 
     def _run(self, shop_id: int, day: date) -> RunResult:
         with self._lock:  # one send loop per process at a time; other processes may race

@@ -267,26 +267,34 @@ def run_digest(
     return RunResult(shop_id, day, "sent" if left is None else "partial", sent, pending)
 
 
-def due_shops(*, engine: Engine, clock: Clock, settings: Settings) -> list[tuple[int, date]]:
-    """Shops whose digest time has passed today (their local day) and whose run is not sent."""
-    out: list[tuple[int, date]] = []
+def due_shops(
+    *, engine: Engine, clock: Clock, settings: Settings, shop_id: int | None = None
+) -> list[tuple[int, date]]:
+    """Shops (or the one shop) whose digest time has passed today, their local day, and
+    whose run is not sent: two queries however many shops there are."""
     now = clock.now()
     with read_session(engine) as session:
-        shops = list(session.exec(select(Shop)))
-        for shop in shops:
+        query = select(Shop)
+        if shop_id is not None:
+            query = query.where(Shop.id == shop_id)
+        passed: list[tuple[int, date]] = []
+        for shop in session.exec(query):
             assert shop.id is not None
             local = now.astimezone(ZoneInfo(shop.timezone))
-            at = digest_time(shop, settings)
-            if (local.hour, local.minute) < at:
-                continue
-            status = session.exec(
-                select(DigestRun.status).where(
-                    DigestRun.shop_id == shop.id, DigestRun.run_date == local.date()
+            if (local.hour, local.minute) >= digest_time(shop, settings):
+                passed.append((shop.id, local.date()))
+        if not passed:
+            return []
+        sent = {
+            (sid, day)
+            for sid, day in session.exec(
+                select(col(DigestRun.shop_id), col(DigestRun.run_date)).where(
+                    col(DigestRun.run_date) >= min(day for _, day in passed),
+                    DigestRun.status == "sent",
                 )
-            ).first()
-            if status != "sent":
-                out.append((shop.id, local.date()))
-    return out
+            )
+        }
+    return [due for due in passed if due not in sent]
 
 
 def digest_time(shop: Shop, settings: Settings) -> tuple[int, int]:
