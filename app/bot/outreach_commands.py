@@ -10,7 +10,7 @@ from app.bot.context import BotContext
 from app.bot.parse import Intent
 from app.bot.registry import registry
 from app.digest.models import DigestDelivery, DigestRun
-from app.outreach.outcomes import OutcomeError, apply_choice, confirmation
+from app.outreach.outcomes import OutcomeError, add_offer_cost, apply_choice, confirmation
 
 # A numbered reply refers to the person's latest digest, if it is this recent.
 REPLY_WINDOW_DAYS = 7
@@ -18,7 +18,8 @@ REPLY_WINDOW_DAYS = 7
 
 @registry.command(
     "digest_reply",
-    summary="按早上提醒里的编号记跟进结果:已发/回复了/没回/冷淡/打了/已挽回/流失 原因",
+    summary="按早上提醒里的编号记跟进结果:已发/回复了/没回/冷淡/打了/已挽回/流失 原因;"
+    "送了优惠就带上花费,如“3 上门了 送券20元”“3 花了30元”",
     example="1 已发",
 )
 def digest_reply(ctx: BotContext, intent: Intent) -> list[str]:
@@ -44,18 +45,32 @@ def digest_reply(ctx: BotContext, intent: Intent) -> list[str]:
     if outcome == "lost" and not intent.fields.get("reason"):
         return [ctx.render("digest_reply_need_reason", number=number, title=item["title"])]
     arg = intent.fields.get("reason")
+    cost = intent.fields.get("cost_cents")
     try:
-        recorded = apply_choice(
-            session=ctx.session,
-            shop=ctx.shop,
-            staff=ctx.staff,
-            followup_id=int(item["followup_id"]),
-            outcome=outcome,
-            arg=str(arg) if arg else None,
-            clock=ctx.clock,
-            source="chat",
-            inbox_id=ctx.inbox_id,
-        )
+        if outcome == "cost":
+            recorded = add_offer_cost(
+                session=ctx.session,
+                shop=ctx.shop,
+                staff=ctx.staff,
+                followup_id=int(item["followup_id"]),
+                cost_cents=int(cost or 0),
+                clock=ctx.clock,
+                source="chat",
+                inbox_id=ctx.inbox_id,
+            )
+        else:
+            recorded = apply_choice(
+                session=ctx.session,
+                shop=ctx.shop,
+                staff=ctx.staff,
+                followup_id=int(item["followup_id"]),
+                outcome=outcome,
+                arg=str(arg) if arg else None,
+                clock=ctx.clock,
+                source="chat",
+                inbox_id=ctx.inbox_id,
+                cost_cents=int(cost) if cost else None,
+            )
     except OutcomeError as exc:
         return [ctx.render("digest_reply_refused", number=number, why=str(exc))]
     ctx.changed = True

@@ -616,25 +616,48 @@ DIGEST_OUTCOME_WORDS: dict[str, str] = {
 }
 
 
+# What an offer cost, in a numbered reply: "3 上门了 送券20元", "3 花了30块", "3 优惠 ¥15".
+# Only with 元/块/¥, so "等了2天" in a call's notes is never read as money.
+_COST_WORDS = r"(?:花了|花费|花|成本|费用|优惠|送了|送|赠送|赠|券|礼品|礼物|折扣|让利|给了)"
+_MONEY = r"(?:(?:¥|￥)\s*(?P<a>\d+(?:\.\d{1,2})?)|(?P<b>\d+(?:\.\d{1,2})?)\s*(?:元|块钱|块))"
+_OFFER_COST = re.compile(_COST_WORDS + r"[^\d¥￥]{0,6}?" + _MONEY)
+_COST_ONLY = re.compile(r"^" + _COST_WORDS + r"[^\d¥￥]{0,6}?" + _MONEY + r"$")
+_BARE_MONEY = re.compile(r"^\s*" + _MONEY + r"$")
+
+
+def _cost_cents(match: re.Match[str]) -> int:
+    return round(float(match.group("a") or match.group("b")) * 100)
+
+
 def _numbered_reply(clean: str, vocab: Vocabulary) -> Intent | None:
     match = _NUMBERED_REPLY.match(clean)
     if match is None:
         return None
     rest = _EDGE_PUNCT.sub("", match.group("rest"))
+    number = int(match.group("n"))
     words = {**DIGEST_OUTCOME_WORDS, **REACTION_WORDS}
     for word in sorted(words, key=len, reverse=True):
         if rest.startswith(word):
             outcome = words[word]
             tail = rest[len(word) :]
+            cost = _OFFER_COST.search(tail) or (
+                _BARE_MONEY.match(tail) if outcome == "visited" else None
+            )
+            if cost is not None:
+                tail = tail[: cost.start()] + tail[cost.end() :]
             fields: dict[str, Any] = {"outcome": outcome, "text": _EDGE_PUNCT.sub("", tail)}
+            if cost is not None:
+                fields["cost_cents"] = _cost_cents(cost)
             if outcome in ("lost", "called") and fields["text"]:
                 label = _read_reason(tail, word, vocab)["reason"]
                 fields["reason"] = loss_reason_code(label) or "other"
             elif outcome == "lost":
                 fields["reason"] = None
-            return Intent(
-                kind="digest_reply", text=clean, number=int(match.group("n")), fields=fields
-            )
+            return Intent(kind="digest_reply", text=clean, number=number, fields=fields)
+    only = _COST_ONLY.match(rest)
+    if only is not None:
+        fields = {"outcome": "cost", "cost_cents": _cost_cents(only), "text": rest}
+        return Intent(kind="digest_reply", text=clean, number=number, fields=fields)
     return None
 
 

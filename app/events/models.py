@@ -23,6 +23,7 @@ EVENT_KINDS = (
     "undo",  # data {"undone_inbox_id", "event_ids", "orders"}: readers skip those events
     "import",  # a spreadsheet imported: data {"sha256", "file", "rows", "orders_added", ...}
     "forget",  # a customer's personal data removed on request: counts only, nothing personal
+    "offer_cost",  # what an offer cost, on a follow-up: data {"followup_id", "cost_cents", ...}
 )
 
 

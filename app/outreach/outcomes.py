@@ -88,6 +88,8 @@ class Recorded:
     customer: Customer
     outcome: str
     label: str
+    cost_cents: int = 0  # the offer cost this record added
+
 
 
 def _local_today(shop: Shop, clock: Clock) -> date:
@@ -200,7 +202,57 @@ def record_outcome(
     session.add(followup)
     session.add(customer)
     session.flush()
-    return Recorded(followup, customer, outcome, OUTCOME_LABELS[outcome])
+    return Recorded(followup, customer, outcome, OUTCOME_LABELS[outcome], cost_cents or 0)
+
+
+def add_offer_cost(
+    *,
+    session: Session,
+    shop: Shop,
+    staff: Staff,
+    followup_id: int,
+    cost_cents: int,
+    clock: Clock,
+    source: str,
+    inbox_id: int | None = None,
+) -> Recorded:
+    """What an offer cost (a voucher, a gift), added to a follow-up on its own.
+
+    Unlike an outcome this is accepted on a closed follow-up too: the make-good is often
+    handed over with the order that won the customer back. It feeds the ROI report only;
+    the risk engine never reads it. 撤销 takes it back like any other write.
+    """
+    followup = session.get(FollowUp, followup_id)
+    if followup is None or followup.shop_id != shop.id or not may_act_on(staff, followup):
+        raise TapError("找不到这条跟进,或者它不归您处理")
+    if not 0 < cost_cents <= MAX_COST_CENTS:
+        raise OutcomeError("优惠花费需在0到10万元之间")
+    if followup.cost_cents + cost_cents > MAX_COST_CENTS:
+        raise OutcomeError("这条跟进记的优惠花费已经超过10万元了,请核对一下")
+    customer = session.get(Customer, followup.customer_id)
+    if customer is None or customer.shop_id != shop.id:
+        raise OutcomeError("找不到这位客户")
+    log_event(
+        session=session,
+        shop_id=shop.id,
+        clock=clock,
+        customer_id=customer.id,
+        kind="offer_cost",
+        data={
+            "followup_id": followup.id,
+            "tier": followup.tier,
+            "template": followup.template,
+            "cost_cents": cost_cents,
+            "followup_before": _snapshot(followup),
+        },
+        source=source,
+        staff_id=staff.id,
+        inbox_id=inbox_id,
+    )
+    followup.cost_cents += cost_cents
+    session.add(followup)
+    session.flush()
+    return Recorded(followup, customer, "cost", "优惠花费", cost_cents)
 
 
 _SNAPSHOT_FIELDS = (
@@ -274,6 +326,7 @@ def apply_choice(
     clock: Clock,
     source: str,
     inbox_id: int | None = None,
+    cost_cents: int | None = None,
 ) -> Recorded:
     """One tapped choice on one follow-up, after checking it is this person's to make."""
     followup = session.get(FollowUp, followup_id)
@@ -302,6 +355,7 @@ def apply_choice(
         source=source,
         reason=reason,
         away_until=away_until,
+        cost_cents=cost_cents,
         inbox_id=inbox_id,
     )
 
@@ -337,7 +391,14 @@ def confirmation(recorded: Recorded) -> str:
     if recorded.outcome == "away" and recorded.followup.away_until:
         until = recorded.followup.away_until
         label = f"暂停到{until.month}月{until.day}日"
-    return f"已记:{recorded.customer.name} {label} ✓"
+    if recorded.outcome == "cost":
+        return f"已记:{recorded.customer.name} 优惠花费{_yuan(recorded.cost_cents)} ✓"
+    cost = f",优惠花费{_yuan(recorded.cost_cents)}" if recorded.cost_cents else ""
+    return f"已记:{recorded.customer.name} {label}{cost} ✓"
+
+
+def _yuan(cents: int) -> str:
+    return f"{cents // 100}元" if cents % 100 == 0 else f"{cents / 100:.2f}元"
 
 
 def on_order(*, session: Session, shop: Shop, customer: Customer, order: Order) -> None:

@@ -24,7 +24,14 @@ from app.db import read_session, write_session
 from app.digest.build import choices_for
 from app.outreach.links import LinkError, link_secret, read_item, read_list
 from app.outreach.models import FollowUp, LinkUse
-from app.outreach.outcomes import OUTCOME_LABELS, OutcomeError, apply_choice, confirmation
+from app.outreach.outcomes import (
+    MAX_COST_CENTS,
+    OUTCOME_LABELS,
+    OutcomeError,
+    Recorded,
+    apply_choice,
+    confirmation,
+)
 from app.outreach.render import TIER_LABELS, render_step, script_context
 from app.outreach.service import history_for
 from app.outreach.tiers import Step
@@ -109,9 +116,45 @@ def _item_view(
         "script": script,
         "copyable": followup.tier in (0, 1),
         "choices": choices_for(followup.tier),
+        # Calls may end in a make-good and visits in an offer: their cost feeds the ROI report.
+        "asks_cost": followup.tier in (2, 3),
         "done": followup.status == "closed",
         "outcome_label": OUTCOME_LABELS.get(followup.outcome or "", ""),
+        "recorded": _recorded_line(followup, customer),
     }
+
+
+def _recorded_line(followup: FollowUp, customer: Customer) -> str | None:
+    """What is on record for this item, said as the confirmation said it (from the database,
+    never from the URL, so a crafted link cannot put words on the page)."""
+    if followup.outcome is None:
+        return None
+    recorded = Recorded(
+        followup,
+        customer,
+        followup.outcome,
+        OUTCOME_LABELS.get(followup.outcome, followup.outcome),
+        followup.cost_cents,
+    )
+    return confirmation(recorded)
+
+
+def parse_cost(text: str) -> int | None:
+    """The tap page's cost box, in yuan ("20", "12.5"); None when left empty.
+
+    ValueError for anything that is not a plain amount between 0 and 100,000 yuan."""
+    text = text.strip().removesuffix("元").strip()
+    if not text:
+        return None
+    whole, _, fraction = text.partition(".")
+    if not whole.isascii() or not whole.isdigit() or len(fraction) > 2:
+        raise ValueError(text)
+    if fraction and (not fraction.isascii() or not fraction.isdigit()):
+        raise ValueError(text)
+    cents = int(whole) * 100 + int(fraction.ljust(2, "0") or 0)
+    if not 0 <= cents <= MAX_COST_CENTS:
+        raise ValueError(text)
+    return cents or None
 
 
 @router.get("/t/{token}", response_class=HTMLResponse)
@@ -135,7 +178,6 @@ def tap_page(
             view = _item_view(session, shop, followup, today, settings.templates_dir)
         except LookupError:
             return _refuse(request, "找不到这位客户", 404)
-    flash = request.query_params.get("done")
     return _page(
         request,
         "tap.html",
@@ -143,7 +185,8 @@ def tap_page(
             "shop_name": shop.name,
             "item": view,
             "used": used,
-            "flash": flash if flash and len(flash) <= 80 else None,
+            # After this link recorded something, say what is on record now.
+            "flash": view["recorded"] if used else None,
             "post_url": f"/t/{token}",
         },
     )
@@ -157,8 +200,13 @@ def tap_record(
     settings: SettingsDep,
     clock: ClockDep,
     choice: Annotated[str, Form(max_length=32)],
+    cost: Annotated[str, Form(max_length=16)] = "",
 ) -> Any:
     outcome, _, arg = choice.partition(":")
+    try:
+        cost_cents = parse_cost(cost)
+    except ValueError:
+        return _refuse(request, "优惠花费请填数字,单位是元,比如 20 或 12.5", 400)
     try:
         link = read_item(link_secret(settings), token, now=clock.now())
     except LinkError as exc:
@@ -179,7 +227,9 @@ def tap_record(
             allowed = {(c["outcome"], c["arg"] or "") for c in choices_for(followup.tier)}
             if (outcome, arg) not in allowed:
                 return _refuse(request, "没有这个选项", 400)
-            recorded = apply_choice(
+            if cost_cents and followup.tier not in (2, 3):
+                return _refuse(request, "这一步不涉及优惠花费", 400)
+            apply_choice(
                 session=session,
                 shop=shop,
                 staff=staff,
@@ -188,6 +238,7 @@ def tap_record(
                 arg=arg or None,
                 clock=clock,
                 source="link",
+                cost_cents=cost_cents,
             )
             session.add(
                 LinkUse(
@@ -198,15 +249,12 @@ def tap_record(
                 )
             )
             session.flush()
-            message = confirmation(recorded)
     except IntegrityError:
         # Two taps raced with the same link: the first write won, this one changed nothing.
         return _refuse(request, "这个链接已经记过一次了", 409)
     except OutcomeError as exc:
         return _refuse(request, str(exc), 409)
-    from urllib.parse import quote
-
-    return RedirectResponse(url=f"/t/{token}?done={quote(message)}", status_code=303)
+    return RedirectResponse(url=f"/t/{token}", status_code=303)
 
 
 def _acting_staff(session: Session, shop: Shop, followup: FollowUp) -> Staff:

@@ -210,7 +210,8 @@ def test_tap_a_choice_and_see_it_recorded(
     tap_page.open(wang.path)
     expect(page.get_by_test_id("choice")).to_have_count(0)
     expect(page.get_by_test_id("state")).to_contain_text("已经记过一次")
-    expect(page.get_by_test_id("flash")).to_have_count(0)
+    # What is on record, read back from the database (the URL carries nothing).
+    expect(page.get_by_test_id("flash")).to_contain_text("已发消息")
 
     shot = tmp_path / "tap-390.png"
     page.screenshot(path=str(shot), full_page=False)
@@ -218,6 +219,22 @@ def test_tap_a_choice_and_see_it_recorded(
     assert data.startswith(PNG_SIGNATURE) and len(data) > 5_000
     width, height = struct.unpack(">II", data[16:24])
     assert (width, height) == (PHONE["width"] * 2, PHONE["height"] * 2)
+
+
+def test_type_what_an_offer_cost_and_tap_the_outcome(
+    tap_page: TapPage, items: list[Item], engine: Engine
+) -> None:
+    page = tap_page.page
+    item = first_of_tier(items, 2)
+    tap_page.open(item.path)
+    box = page.get_by_test_id("cost")
+    expect(box).to_be_visible()
+    box.fill("25")
+    with page.expect_navigation():
+        page.get_by_test_id("choice").filter(has_text="打过电话").tap()
+    expect(page.get_by_test_id("flash")).to_contain_text("优惠花费25元")
+    followup = get_followup(engine, item.followup_id)
+    assert (followup.outcome, followup.cost_cents) == ("called", 2500)
 
 
 def test_a_second_tap_from_a_stale_page_is_refused(

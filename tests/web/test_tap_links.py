@@ -257,7 +257,7 @@ def test_post_records_the_choice_and_redirects_to_a_confirmation(
     response = tap(client, item.path, "sent")
     assert response.status_code == 303, response.text
     location = response.headers["location"]
-    assert location.startswith(f"{item.path}?done=")
+    assert location == item.path  # the confirmation is read back from the database
 
     followup = get_followup(engine, item.followup_id)
     assert followup.outcome == "sent"
@@ -600,13 +600,59 @@ def test_a_customer_named_like_markup_is_shown_escaped(
     assert XSS_NAME not in listing.text and "&lt;script&gt;" in listing.text
 
 
-def test_a_crafted_flash_is_escaped_and_bounded(client: TestClient, items: list[Item]) -> None:
+def test_a_crafted_confirmation_in_the_url_is_ignored(
+    client: TestClient, items: list[Item]
+) -> None:
     item = first_of_tier(items, 1)
-    page = client.get(item.path, params={"done": "<img src=x onerror=alert(1)>"})
+    page = client.get(item.path, params={"done": "已记:王姐 已挽回 ✓ <img src=x onerror=alert(1)>"})
     assert page.status_code == 200
-    assert "<img" not in page.text and "&lt;img" in page.text
-    long = client.get(item.path, params={"done": "已记" * 41})
-    assert by_testid(long, "flash") == []
+    assert by_testid(page, "flash") == []
+    assert "img" not in page.text and "已挽回" not in page.text
+    # After a real tap the banner says what is on record, whatever the URL says.
+    assert tap(client, item.path, "sent").status_code == 303
+    page = client.get(item.path, params={"done": "已记:王姐 已挽回 ✓"})
+    (flash,) = by_testid(page, "flash")
+    assert "已发消息" in flash and "已挽回" not in flash
+
+
+def test_a_call_or_visit_records_what_the_offer_cost(
+    client: TestClient, items: list[Item], engine: Engine
+) -> None:
+    item = first_of_tier(items, 2)
+    page = client.get(item.path)
+    assert page.text.count('data-testid="cost"') == 1  # the box for what an offer cost
+    response = client.post(
+        item.path, data={"choice": "called", "cost": "12.5"}, follow_redirects=False
+    )
+    assert response.status_code == 303, response.text
+    followup = get_followup(engine, item.followup_id)
+    assert (followup.outcome, followup.cost_cents) == ("called", 1250)
+    (flash,) = by_testid(client.get(item.path), "flash")
+    assert "优惠花费12.50元" in flash
+
+
+@pytest.mark.parametrize("cost", ["abc", "-5", "1e3", "２０", "20.555", "100001", "1,000"])
+def test_a_cost_that_is_not_a_plain_amount_is_refused_and_nothing_is_recorded(
+    client: TestClient, items: list[Item], engine: Engine, cost: str
+) -> None:
+    item = first_of_tier(items, 2)
+    response = client.post(item.path, data={"choice": "called", "cost": cost})
+    assert response.status_code == 400
+    assert "优惠花费" in response.text
+    followup = get_followup(engine, item.followup_id)
+    assert (followup.outcome, followup.cost_cents) == (None, 0)
+    # The link is still good for a proper tap.
+    assert tap(client, item.path, "called").status_code == 303
+
+
+def test_a_message_item_has_no_cost_box_and_refuses_a_cost(
+    client: TestClient, items: list[Item], engine: Engine
+) -> None:
+    item = first_of_tier(items, 1)
+    assert 'data-testid="cost"' not in client.get(item.path).text
+    response = client.post(item.path, data={"choice": "sent", "cost": "20"})
+    assert response.status_code == 400
+    assert get_followup(engine, item.followup_id).outcome is None
 
 
 # --- a link whose follow-up moved on -----------------------------------------------------------
