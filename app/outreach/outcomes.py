@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import bindparam
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from app.clock import Clock
@@ -401,6 +403,19 @@ def _yuan(cents: int) -> str:
     return f"{cents // 100}元" if cents % 100 == 0 else f"{cents / 100:.2f}元"
 
 
+_FOLLOWUPS = FollowUp.__table__  # type: ignore[attr-defined]
+# Built once: record_order asks it for every order.
+_ANY_PENDING = (
+    sa_select(_FOLLOWUPS.c.id)
+    .where(
+        _FOLLOWUPS.c.customer_id == bindparam("cid"),
+        _FOLLOWUPS.c.status.in_(("open", "contacted")),
+        _FOLLOWUPS.c.tier > 0,
+    )
+    .limit(1)
+)
+
+
 def on_order(*, session: Session, shop: Shop, customer: Customer, order: Order) -> None:
     """A new order closes the customer's follow-up: a win-back if we had reached out.
 
@@ -408,6 +423,10 @@ def on_order(*, session: Session, shop: Shop, customer: Customer, order: Order) 
     added without a reassessment of its own (the order's follows in the same transaction).
     """
     assert shop.id is not None and customer.id is not None and order.id is not None
+    # Most orders come from customers nobody is following up: one indexed probe, no ORM.
+    probe = session.connection().execute(_ANY_PENDING, {"cid": customer.id}).first()
+    if probe is None:
+        return
     since = order.order_date - timedelta(days=ATTRIBUTION_DAYS)
     pending = list(
         session.exec(
