@@ -143,7 +143,8 @@ def forget_command(
     typer.echo(
         f"已删除客户 {shown} 的个人信息,现在显示为“已删除客户#{result.customer_id}”;"
         f"保留了 {result.orders_kept} 单的日期、数量和金额用于统计,"
-        f"清除了 {result.events_cleared} 条记录和 {result.messages_cleared} 条聊天原文。"
+        f"清除了 {result.events_cleared} 条记录、{result.messages_cleared} 条聊天原文"
+        f"和 {result.pushes_cleared} 条提醒推送里的名字与电话。"
     )
 
 

@@ -16,13 +16,15 @@ from typing import Any
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from app.channels.models import InboxMessage
+from app.channels.models import InboxMessage, OutboxMessage, PendingQuestion, SmsMessage
 from app.clock import Clock
 from app.customers.models import Customer
-from app.customers.service import CustomerError
+from app.customers.service import CustomerError, mask_phone
+from app.digest.models import DigestDelivery
 from app.events.models import Event
 from app.events.service import log_event
 from app.orders.models import Order
+from app.outreach.models import FollowUp
 from app.shops.models import Shop
 
 FORGOTTEN_STATUS = "forgotten"
@@ -41,6 +43,7 @@ class ForgetResult:
     orders_kept: int
     events_cleared: int
     messages_cleared: int
+    pushes_cleared: int
     event_id: int | None
 
 
@@ -109,6 +112,9 @@ def forget_customer(
         raise CustomerError("客户不属于这个店铺")
     assert shop.id is not None and customer.id is not None
     cid = customer.id
+    # What identified them in text written before today: digests, pushes, questions, texts.
+    said = [w for w in (customer.name, *customer.aliases, customer.phone) if w and len(w) >= 2]
+    old_phone = customer.phone
     customer.name = forgotten_name(cid)
     customer.aliases = []
     for column in PERSONAL_COLUMNS:
@@ -158,6 +164,9 @@ def forget_customer(
         message.replies = [REDACTED] if message.replies else message.replies
         session.add(message)
         messages_cleared += 1
+    pushes_cleared = _scrub_pushes(
+        session=session, shop_id=shop.id, customer_id=cid, said=said, phone=old_phone
+    )
     session.flush()
     event = log_event(
         session=session,
@@ -169,6 +178,7 @@ def forget_customer(
             "orders_kept": orders_kept,
             "events_cleared": events_cleared,
             "messages_cleared": messages_cleared,
+            "pushes_cleared": pushes_cleared,
         },
         source=source,
         staff_id=staff_id,
@@ -178,5 +188,74 @@ def forget_customer(
         orders_kept=orders_kept,
         events_cleared=events_cleared,
         messages_cleared=messages_cleared,
+        pushes_cleared=pushes_cleared,
         event_id=event.id,
     )
+
+
+def _redact(text: str, said: list[str], replacement: str) -> str:
+    # Longest first, so a phone number or a full alias goes before a name inside it.
+    for word in sorted(said, key=len, reverse=True):
+        text = text.replace(word, replacement)
+    return text
+
+
+def _scrub_pushes(
+    *, session: Session, shop_id: int, customer_id: int, said: list[str], phone: str | None
+) -> int:
+    """Take the person out of what was pushed or asked about them; returns rows changed.
+
+    Digests and local pushes list several customers, so only this one's name, aliases and
+    phone are replaced (the digest line keeps its place and number); an item that points at
+    one of their follow-ups loses its title and description. Open questions that mention
+    them are dropped (they expire within minutes anyway), and texts sent to their number
+    keep only the masked number and no words.
+    """
+    replacement = forgotten_name(customer_id)
+    changed = 0
+    theirs = {
+        int(i)
+        for i in session.exec(select(FollowUp.id).where(FollowUp.customer_id == customer_id))
+        if i is not None
+    }
+    if said or theirs:
+        for delivery in session.exec(
+            select(DigestDelivery).where(DigestDelivery.shop_id == shop_id)
+        ):
+            text = _redact(delivery.text, said, replacement)
+            items = []
+            for item in delivery.items:
+                item = dict(item)
+                if item.get("followup_id") in theirs:
+                    item["title"], item["description"] = replacement, ""
+                for key in ("title", "description"):
+                    if isinstance(item.get(key), str):
+                        item[key] = _redact(item[key], said, replacement)
+                items.append(item)
+            if text != delivery.text or items != delivery.items:
+                delivery.text, delivery.items = text, items
+                session.add(delivery)
+                changed += 1
+    if said:
+        for push in session.exec(select(OutboxMessage).where(OutboxMessage.shop_id == shop_id)):
+            text = _redact(push.text, said, replacement)
+            if text != push.text:
+                push.text = text
+                session.add(push)
+                changed += 1
+        for question in session.exec(
+            select(PendingQuestion).where(PendingQuestion.shop_id == shop_id)
+        ):
+            blob = repr(question.payload)
+            if any(w in blob for w in said) or f"'customer_id': {customer_id}" in blob:
+                session.delete(question)
+                changed += 1
+    if phone:
+        for sms in session.exec(
+            select(SmsMessage).where(SmsMessage.shop_id == shop_id, SmsMessage.phone == phone)
+        ):
+            sms.phone = mask_phone(phone) or REDACTED
+            sms.params = []
+            session.add(sms)
+            changed += 1
+    return changed

@@ -209,7 +209,9 @@ def test_forget_removes_personal_data_and_keeps_the_figures(
         assert "王姐" not in text and "再说吧" not in text
         forget = [e for e in events if e.kind == "forget"]
         assert len(forget) == 1
-        assert set(forget[0].data) == {"orders_kept", "events_cleared", "messages_cleared"}
+        assert set(forget[0].data) == {
+            "orders_kept", "events_cleared", "messages_cleared", "pushes_cleared"
+        }  # fmt: skip
         bodies = [
             m.body
             for m in s.exec(select(InboxMessage).where(col(InboxMessage.shop_id) == demo_shop.id))
