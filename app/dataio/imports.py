@@ -51,6 +51,8 @@ from app.dataio.read import MAX_ROWS, FileRejected, Source, Table, file_sha256, 
 from app.events.models import Event
 from app.events.service import log_event
 from app.orders.models import Order
+from app.outreach.models import FollowUp
+from app.outreach.outcomes import on_order
 from app.shops.models import Shop
 
 IMPORT_SOURCE = "import"
@@ -590,6 +592,7 @@ def write_import(
             batch = []
     if batch:
         added_orders += _insert_orders(session, batch)
+    _close_followups(session=session, shop=shop, customer_ids=touched)
     _refresh(session=session, shop=shop, customer_ids=touched, clock=clock)
     event = log_event(
         session=session,
@@ -621,6 +624,31 @@ def _insert_orders(session: Session, rows: list[dict[str, Any]]) -> int:
     """One Core executemany per batch: ORM objects (or ORM bulk) would cost seconds."""
     session.connection().execute(_ORDERS.insert(), rows)
     return len(rows)
+
+
+def _close_followups(*, session: Session, shop: Shop, customer_ids: set[int]) -> None:
+    """An imported order on or after a pending follow-up began answers it, as a chat order
+    would (a win-back if we had reached out). Older history leaves follow-ups alone."""
+    pending: dict[int, date] = {}
+    for customer_id, created_on in session.exec(
+        select(col(FollowUp.customer_id), col(FollowUp.created_on)).where(
+            FollowUp.shop_id == shop.id,
+            col(FollowUp.status).in_(("open", "contacted")),
+            FollowUp.tier > 0,
+        )
+    ):
+        if customer_id in customer_ids:
+            pending[customer_id] = min(created_on, pending.get(customer_id, created_on))
+    for customer_id, since in sorted(pending.items()):
+        order = session.exec(
+            select(Order)
+            .where(Order.customer_id == customer_id, col(Order.order_date) >= since)
+            .order_by(col(Order.order_date).desc(), col(Order.id).desc())
+            .limit(1)
+        ).first()
+        customer = session.get(Customer, customer_id)
+        if order is not None and customer is not None:
+            on_order(session=session, shop=shop, customer=customer, order=order)
 
 
 def _refresh(*, session: Session, shop: Shop, customer_ids: set[int], clock: Clock) -> None:
