@@ -129,20 +129,23 @@ def _threshold_t(rhythm_mu: F64, sd: F64, df: F64 | None, odds: F64, gone: float
 
 
 CALIBRATION_SAMPLE = 100_000
+IDENTITY_CALIBRATION = (0.0, 1.0, 0.0)
 MIN_CALIBRATION_HISTORY_DAYS = 180
 
 
-def _calibration(orders: OrderArrays, *, today: int, config: RiskConfig) -> tuple[float, float]:
-    """Fit the Platt map on past cutoffs whose outcome window has closed by `today`."""
+def _calibration(
+    orders: OrderArrays, *, today: int, config: RiskConfig
+) -> tuple[float, float, float]:
+    """Fit the recalibration on past cutoffs whose outcome window has closed by `today`."""
     horizon = config.horizon_days
     known = orders.day <= today
     if not known.any():
-        return 0.0, 1.0
+        return IDENTITY_CALIBRATION
     first = int(orders.day[known].min())
     cutoffs = [today - horizon * (k + 1) for k in range(2)]
     cutoffs = [c for c in cutoffs if c - first >= MIN_CALIBRATION_HISTORY_DAYS]
     if not cutoffs:
-        return 0.0, 1.0
+        return IDENTITY_CALIBRATION
     sample = orders
     if orders.n_customers > CALIBRATION_SAMPLE:
         keep = np.zeros(orders.n_customers, dtype=bool)
@@ -156,7 +159,7 @@ def _calibration(orders: OrderArrays, *, today: int, config: RiskConfig) -> tupl
             amount=orders.amount[rows],
             n_customers=int(keep.sum()),
         )
-    raw, outcome = [], []
+    raw, outcome, n_days = [], [], []
     past_config = replace(config, calibrate=False)
     for cutoff in cutoffs:
         scored = score_arrays(sample, as_of=from_epoch_day(cutoff), config=past_config)
@@ -166,7 +169,8 @@ def _calibration(orders: OrderArrays, *, today: int, config: RiskConfig) -> tupl
         eligible = scored.n_orders >= 2
         raw.append(scored.churn_probability[eligible])
         outcome.append(~returned[eligible])
-    return fit_platt(np.concatenate(raw), np.concatenate(outcome))
+        n_days.append(scored.n_orders[eligible])
+    return fit_platt(np.concatenate(raw), np.concatenate(outcome), np.concatenate(n_days))
 
 
 def score_arrays(
@@ -222,13 +226,15 @@ def score_arrays(
         dropout_a, dropout_b = fit_dropout(fig, rhythm, t_now, offset)
         total_days = int(fig.n_days.sum())
         aov = float(fig.total_amount.sum() / total_days) if total_days else 0.0
-        calib_a, calib_b = (
-            _calibration(orders, today=today, config=config) if config.calibrate else (0.0, 1.0)
+        calib_a, calib_b, calib_c = (
+            _calibration(orders, today=today, config=config)
+            if config.calibrate
+            else IDENTITY_CALIBRATION
         )
         priors = ShopPriors(
             mu0=mu0, tau2=tau2, sigma2=sigma2, dropout_a=dropout_a, dropout_b=dropout_b, aov=aov,
             summer_rate=profile.summer_rate, festival_rate=profile.festival_rate,
-            n_customers=int(bought.sum()), calib_a=calib_a, calib_b=calib_b,
+            n_customers=int(bought.sum()), calib_a=calib_a, calib_b=calib_b, calib_c=calib_c,
         )  # fmt: skip
     odds = leave_odds(priors.dropout_a, priors.dropout_b, fig.n_days, offset)
     # Per-purchase dropout from here on: the posterior mean after n purchases, with signals.
@@ -241,7 +247,7 @@ def score_arrays(
 
     horizon = clock.elapsed(np.full(n, today), np.full(n, today + config.horizon_days))
     raw_churn, p_alive = churn_probability(t_now, horizon, rhythm, odds)
-    churn = apply_platt(raw_churn, priors.calib_a, priors.calib_b)
+    churn = apply_platt(raw_churn, priors.calib_a, priors.calib_b, priors.calib_c, fig.n_days)
     moved = facts.moved_closed
     churn = np.where(moved, 1.0, np.where(bought, churn, np.nan))
     p_alive = np.where(moved, 0.0, np.where(bought, p_alive, np.nan))

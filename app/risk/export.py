@@ -265,7 +265,7 @@ def summary_lines(run: ScoreRun) -> list[str]:
         f"每单后流失概率 dropout/purchase {priors.dropout:.1%}, "
         f"客单 avg order {priors.aov:.2f}, "
         f"夏季 summer ×{priors.summer_rate:.2f}, 春节 festival ×{priors.festival_rate:.2f}, "
-        f"校准 calibration a={priors.calib_a:.2f} b={priors.calib_b:.2f}",
+        f"校准 calibration a={priors.calib_a:.2f} b={priors.calib_b:.2f} c={priors.calib_c:.2f}",
         f"输出 / written: {run.out} ({run.n_written:,} 行 rows)",
         "用时 / time: "
         + ", ".join(f"{k} {v:.1f}s" for k, v in run.seconds.items())

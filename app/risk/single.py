@@ -316,9 +316,14 @@ def score_one(
     denominator = odds + s_now
     p_alive = _clip(s_now / denominator, 0.0, 1.0)
     churn = _clip((odds + s_later) / denominator, 0.0, 1.0)
-    if not (priors.calib_a == 0.0 and priors.calib_b == 1.0):
+    calib_c = priors.calib_c
+    if not (priors.calib_a == 0.0 and priors.calib_b == 1.0 and calib_c == 0.0):
         clipped = _clip(churn, 1e-9, 1 - 1e-9)
-        churn = float(expit(priors.calib_a + priors.calib_b * float(logit(clipped))))
+        z = priors.calib_a + priors.calib_b * float(logit(clipped))
+        if calib_c != 0.0:
+            # numpy's log, as the batch takes it (libm's may differ in the last bit)
+            z = z + calib_c * float(np.log(float(max(n_days, 1))))
+        churn = float(expit(z))
     moved = bool(facts.moved_closed)
     churn = 1.0 if moved else (churn if bought else NAN)
     p_alive = 0.0 if moved else (p_alive if bought else NAN)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.risk.assess import OrderFact, assess_customer, assessment_at
+from app.risk.assess import Assessment, OrderFact, assess_customer, assessment_at
 from app.risk.batch import STAGES, score_arrays
 from app.risk.config import RiskConfig
 from app.risk.events import EventPoint, customer_facts, facts_array
@@ -32,6 +32,8 @@ FLAT = RiskConfig(seasonality="none", calibrate=False)
 PRIORS = ShopPriors(
     mu0=math.log(20), tau2=0.1, sigma2=0.02, dropout_a=0.5, dropout_b=20.0, aov=36.0
 )
+# The same shop with a fitted recalibration, count term included (as CDNOW's past gives).
+RECALIBRATED = replace(PRIORS, calib_a=0.9, calib_b=0.45, calib_c=-0.7)
 
 
 def regular(days_between: int, count: int, last: date, quantity: float = 2.0) -> list[OrderFact]:
@@ -49,8 +51,9 @@ def assess(
     events: list[EventPoint] | None = None,
     as_of: date = AS_OF,
     config: RiskConfig = FLAT,
-):  # type: ignore[no-untyped-def]
-    return assess_customer(orders, events or [], priors=PRIORS, config=config, as_of=as_of)
+    priors: ShopPriors = PRIORS,
+) -> Assessment:
+    return assess_customer(orders, events or [], priors=priors, config=config, as_of=as_of)
 
 
 def arrays(orders_by_customer: list[list[OrderFact]]) -> OrderArrays:
@@ -119,11 +122,64 @@ def test_platt_fit_recovers_a_known_miscalibration() -> None:
     raw = rng.uniform(0.01, 0.99, 20_000)
     truth = apply_platt(raw, -0.5, 0.6)
     outcome = rng.uniform(size=raw.size) < truth
-    a, b = fit_platt(raw, outcome)
-    assert a == pytest.approx(-0.5, abs=0.1) and b == pytest.approx(0.6, abs=0.1)
+    a, b, c = fit_platt(raw, outcome)
+    assert a == pytest.approx(-0.5, abs=0.1) and b == pytest.approx(0.6, abs=0.1) and c == 0.0
     # Already calibrated data keeps (about) the identity.
-    a, b = fit_platt(raw, rng.uniform(size=raw.size) < raw)
-    assert a == pytest.approx(0.0, abs=0.1) and b == pytest.approx(1.0, abs=0.1)
+    a, b, c = fit_platt(raw, rng.uniform(size=raw.size) < raw)
+    assert a == pytest.approx(0.0, abs=0.1) and b == pytest.approx(1.0, abs=0.1) and c == 0.0
+
+
+def test_recalibration_with_a_count_term_by_hand() -> None:
+    # logit(p') = a + b logit(p) + c log(n): 0.2 + 0.8 logit(0.6) - 0.5 log 4
+    raw, n_days = np.array([0.6, 0.6, 0.6]), np.array([1, 4, 0])
+    got = apply_platt(raw, 0.2, 0.8, -0.5, n_days)
+    z4 = 0.2 + 0.8 * math.log(0.6 / 0.4) - 0.5 * math.log(4)
+    z1 = 0.2 + 0.8 * math.log(0.6 / 0.4)  # log 1 = 0; no purchase days counts as one
+    assert got[1] == pytest.approx(1 / (1 + math.exp(-z4)), rel=1e-12)
+    assert got[0] == pytest.approx(1 / (1 + math.exp(-z1)), rel=1e-12) == got[2]
+    assert got[1] < got[0]  # more purchase days, less likely to leave (c < 0)
+    # Without a count term n_days is not needed, and the identity returns the input itself.
+    assert apply_platt(raw, 0.0, 1.0) is raw
+    with pytest.raises(ValueError):
+        apply_platt(raw, 0.2, 0.8, -0.5)
+
+
+def _count_offset_data(size: int, c: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    raw = rng.uniform(0.02, 0.98, size)
+    n_days = rng.integers(2, 40, size)
+    truth = apply_platt(raw, 0.3, 0.7, c, n_days)
+    return raw, rng.uniform(size=size) < truth, n_days
+
+
+def test_recalibration_learns_a_count_offset_from_a_large_past() -> None:
+    raw, outcome, n_days = _count_offset_data(40_000, -0.8, 2)
+    a, b, c = fit_platt(raw, outcome, n_days)
+    assert c == pytest.approx(-0.8, abs=0.1)
+    assert a == pytest.approx(0.3, abs=0.25) and b == pytest.approx(0.7, abs=0.1)
+
+
+def test_a_small_shop_keeps_about_the_plain_map() -> None:
+    # 50 customers scored at two past cutoffs: the count term barely moves from 0.
+    raw, outcome, n_days = _count_offset_data(100, -0.8, 3)
+    _, _, c = fit_platt(raw, outcome, n_days)
+    assert -0.25 < c <= 0.0
+    # Too little past: no map at all.
+    assert fit_platt(raw[:40], outcome[:40], n_days[:40]) == (0.0, 1.0, 0.0)
+
+
+def test_the_count_term_never_makes_more_purchases_look_riskier() -> None:
+    raw, outcome, n_days = _count_offset_data(40_000, +0.8, 4)
+    _, _, c = fit_platt(raw, outcome, n_days)
+    assert c == 0.0
+
+
+def test_priors_stored_without_the_count_term_load_with_none() -> None:
+    stored = replace(PRIORS, calib_a=0.3, calib_b=0.7).to_dict()
+    del stored["calib_c"]
+    loaded = ShopPriors.from_dict(stored)
+    assert loaded.calib_c == 0.0 and loaded == replace(PRIORS, calib_a=0.3, calib_b=0.7)
+    assert ShopPriors.from_dict(RECALIBRATED.to_dict()) == RECALIBRATED
 
 
 # --- stages and the interval rule -----------------------------------------------------
@@ -310,10 +366,11 @@ histories = st.tuples(
 @given(histories, st.integers(min_value=0, max_value=400))
 def test_probabilities_stay_between_zero_and_one(history: tuple[int, int, int], late: int) -> None:
     interval, count, quantity = history
-    a = assess(regular(interval, count, AS_OF - timedelta(days=late), quantity))
-    for p in (a.churn_probability, a.p_alive):
-        assert p is not None and 0.0 <= p <= 1.0
-    assert a.value_at_risk >= 0 and a.clv >= 0
+    for priors in (PRIORS, RECALIBRATED):
+        a = assess(regular(interval, count, AS_OF - timedelta(days=late), quantity), priors=priors)
+        for p in (a.churn_probability, a.p_alive):
+            assert p is not None and 0.0 <= p <= 1.0
+        assert a.value_at_risk >= 0 and a.clv >= 0
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -324,9 +381,11 @@ def test_an_order_at_the_usual_size_and_rhythm_never_raises_churn(
     interval, count, quantity = history
     before = regular(interval, count, AS_OF - timedelta(days=interval), quantity)
     after = [*before, OrderFact(AS_OF, quantity, 18 * quantity)]
-    p_before, p_after = assess(before).churn_probability, assess(after).churn_probability
-    assert p_before is not None and p_after is not None
-    assert p_after <= p_before + 1e-12
+    for priors in (PRIORS, RECALIBRATED):
+        p_before = assess(before, priors=priors).churn_probability
+        p_after = assess(after, priors=priors).churn_probability
+        assert p_before is not None and p_after is not None
+        assert p_after <= p_before + 1e-12
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -348,7 +407,8 @@ def test_no_orders_means_no_probability_and_stage_new() -> None:
 # --- one code path: batch equals online -------------------------------------------------
 
 
-def test_batch_and_online_give_the_same_numbers() -> None:
+@pytest.mark.parametrize("priors", [PRIORS, RECALIBRATED], ids=["plain", "recalibrated"])
+def test_batch_and_online_give_the_same_numbers(priors: ShopPriors) -> None:
     rng = np.random.default_rng(5)
     customers = []
     for i in range(40):
@@ -364,9 +424,9 @@ def test_batch_and_online_give_the_same_numbers() -> None:
             for i in range(40)
         ]
     )
-    batch = score_arrays(arrays(customers), as_of=AS_OF, config=FLAT, priors=PRIORS, facts=facts)
+    batch = score_arrays(arrays(customers), as_of=AS_OF, config=FLAT, priors=priors, facts=facts)
     for i, orders in enumerate(customers):
-        online = assess(orders, events.get(i, []))
+        online = assess(orders, events.get(i, []), priors=priors)
         offline = assessment_at(batch, i)
         assert online.stage == offline.stage == STAGES[int(batch.stage[i])]
         assert online.check_on == offline.check_on and online.findings == offline.findings

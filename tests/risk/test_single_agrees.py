@@ -135,8 +135,11 @@ def random_facts(rng: random.Random) -> CustomerFacts:
 
 
 def random_priors(rng: random.Random) -> ShopPriors:
+    mu0 = math.log(rng.uniform(5, 60))
+    # The count term comes from a side stream, so the histories drawn after stay as they were.
+    side = random.Random(mu0)
     return ShopPriors(
-        mu0=math.log(rng.uniform(5, 60)),
+        mu0=mu0,
         tau2=rng.uniform(0.02, 0.6),
         sigma2=rng.uniform(0.0225, 0.8),
         dropout_a=rng.uniform(0.05, 3),
@@ -146,6 +149,7 @@ def random_priors(rng: random.Random) -> ShopPriors:
         festival_rate=rng.choice([1.0, 0.4, rng.uniform(0.1, 1)]),
         calib_a=rng.choice([0.0, rng.uniform(-1, 1)]),
         calib_b=rng.choice([1.0, rng.uniform(0.3, 2)]),
+        calib_c=side.choice([0.0, side.uniform(-1.5, 0)]),
     )
 
 
