@@ -132,12 +132,20 @@ class EffectiveClock:
 
     def day_after(self, start: npt.ArrayLike, effective: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """The first epoch day d with elapsed(start, d) > effective (clipped to the span end)."""
-        target = self.at(start) + np.asarray(effective, dtype=np.float64)
+        target = self.at(start) + np.asarray(effective, dtype=np.float64) + THRESHOLD_MARGIN
         index = np.searchsorted(self._cumulative, target, side="right")
         result: npt.NDArray[np.int64] = (
             np.minimum(index, len(self._cumulative) - 1) + self.first_day
         )
         return result
+
+
+# A threshold is passed when the elapsed effective days exceed it by more than this. Thresholds
+# often land exactly on a whole day (1.5 x a 10-day rhythm), and cumulative day counts summed
+# from different first days (a shop's clock, one customer's clock) differ in the last bits;
+# without the margin the batch and the one-customer path could put the same threshold a day
+# apart. 1e-7 day is under a hundredth of a second.
+THRESHOLD_MARGIN = 1e-7
 
 
 def estimate_profile(order_days: npt.NDArray[np.int64], fallback: SeasonProfile) -> SeasonProfile:

@@ -31,7 +31,7 @@ from app.risk.config import RiskConfig
 from app.risk.events import CustomerFacts
 from app.risk.history import LOG_GAP_CLIP
 from app.risk.model import MIN_SIGMA2, NORMAL_DF, PRIOR_DF, ShopPriors
-from app.risk.season import EffectiveClock
+from app.risk.season import THRESHOLD_MARGIN, EffectiveClock
 from app.risk.signals import (
     EVENT_SIGNAL_MASK,
     FREQUENCY_DROP_RATIO,
@@ -131,7 +131,7 @@ class _Clock:
         return self.at(end) - self.at(start)
 
     def day_after(self, start: int, effective: float) -> int:
-        index = bisect_right(self.cumulative, self.at(start) + effective)
+        index = bisect_right(self.cumulative, self.at(start) + effective + THRESHOLD_MARGIN)
         return min(index, self.top) + self.first_day
 
 
