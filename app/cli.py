@@ -332,6 +332,58 @@ def digest(
     typer.echo(labels.get(result.status, result.status))
 
 
+@cli.command()
+def backup(
+    out: Annotated[
+        Path | None,
+        typer.Option("-o", "--out", help="备份文件;默认 <数据目录>/backups/huitou-<时间>.db"),
+    ] = None,
+) -> None:
+    """Back up the database while the service keeps running (SQLite backup API / pg_dump)."""
+    from zoneinfo import ZoneInfo
+
+    from app.ops.backup import BackupError, backup_database, default_backup_path
+
+    settings, clock = _runtime()
+    url = settings.effective_database_url
+    try:
+        local_now = clock.now().astimezone(ZoneInfo(settings.timezone))
+        dest = out or default_backup_path(data_dir=settings.data_dir, url=url, now=local_now)
+        result = backup_database(url=url, dest=dest)
+    except BackupError as exc:
+        raise _fail(str(exc)) from exc
+    size = f"{result.size_bytes / 1024 / 1024:.1f} MB"
+    typer.echo(f"已备份到 {result.path}({size})。恢复:huitou restore {result.path}")
+
+
+@cli.command()
+def restore(
+    source: Annotated[Path, typer.Argument(help="huitou backup 生成的备份文件")],
+    force: Annotated[
+        bool, typer.Option("--force", help="目标数据库已有数据时也覆盖(先停服务)")
+    ] = False,
+) -> None:
+    """Restore a backup into the configured database (refuses a non-empty one without --force)."""
+    from app.db import current_revision, head_revision
+    from app.ops.backup import BackupError, restore_database
+
+    settings, _ = _runtime()
+    url = settings.effective_database_url
+    try:
+        result = restore_database(url=url, source=source, force=force)
+    except BackupError as exc:
+        raise _fail(str(exc)) from exc
+    engine = make_engine(url)
+    try:
+        revision = current_revision(engine)
+    finally:
+        engine.dispose()
+    replaced = f",覆盖了原有的 {result.replaced_rows} 行" if result.replaced_rows else ""
+    typer.echo(f"已从 {source} 恢复{replaced}。")
+    if revision != head_revision():
+        typer.echo("备份的数据库结构比程序旧;启动服务或运行 huitou db upgrade 会自动升级。")
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     cli()

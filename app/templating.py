@@ -2,16 +2,26 @@
 
 Lookup order: the shop's own overrides, then its industry pack, then the generic pack,
 so an owner can reword one message without copying the rest.
+
+A shop's overrides are text someone other than us wrote, so templates run in Jinja2's
+sandbox (no `''.__class__.__mro__` walk to Python internals) and a template file is only
+read when its real path, symlinks resolved, lies inside the templates directory.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
+from jinja2.loaders import split_template_path
+from jinja2.sandbox import SandboxedEnvironment
+
+log = logging.getLogger(__name__)
 
 _SAFE_SEGMENT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -42,6 +52,27 @@ def _md(value: Any) -> str:
     return f"{value.month}月{value.day}日" if value is not None else ""
 
 
+class ContainedLoader(FileSystemLoader):
+    """A FileSystemLoader that refuses files whose real path leaves `root` (a symlink to
+    /etc/passwd dropped into a shop's override folder, or the folder itself a symlink)."""
+
+    def __init__(self, searchpath: Path, root: Path) -> None:
+        super().__init__(str(searchpath))
+        self.root = root
+
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        # split_template_path refuses ".." segments; absolute names stay under searchpath.
+        pieces = split_template_path(template)
+        for base in self.searchpath:
+            candidate = Path(base, *pieces)
+            if candidate.is_file() and not candidate.resolve().is_relative_to(self.root):
+                log.warning("template %s resolves outside %s; ignored", candidate, self.root)
+                raise TemplateNotFound(template)
+        return super().get_source(environment, template)
+
+
 @lru_cache(maxsize=256)
 def environment(templates_dir: Path, industry: str, shop_slug: str | None) -> Environment:
     """One cached Environment per (pack, shop override) combination."""
@@ -52,8 +83,9 @@ def environment(templates_dir: Path, industry: str, shop_slug: str | None) -> En
     if _SAFE_SEGMENT.match(industry):
         searchpath.append(templates_dir / industry)
     searchpath.append(templates_dir / "generic")
-    env = Environment(
-        loader=ChoiceLoader([FileSystemLoader(str(p)) for p in searchpath]),
+    root = templates_dir.resolve()
+    env = SandboxedEnvironment(
+        loader=ChoiceLoader([ContainedLoader(p, root) for p in searchpath]),
         undefined=StrictUndefined,
         autoescape=False,  # chat text is plain text, never HTML; HTML pages use their own env
         trim_blocks=True,

@@ -90,7 +90,8 @@ def create_shop(
 def get_shop(*, session: Session, ref: str) -> Shop:
     """Find a shop by slug or numeric id; raise ShopError when there is none."""
     shop = session.exec(select(Shop).where(Shop.slug == ref)).first()
-    if shop is None and ref.isdigit():
+    # isdigit() is also true for "²" or "٣", which int() refuses: only ASCII digits are an id.
+    if shop is None and ref.isascii() and ref.isdigit() and len(ref) <= 18:
         shop = session.get(Shop, int(ref))
     if shop is None:
         raise ShopError(f"没有这个店铺:{ref}")
