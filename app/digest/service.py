@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -76,6 +76,14 @@ def _claim(
     """The run for (shop, day) if this holder may send it now, else None."""
     now = clock.now()
     with write_session(engine) as session:
+        if engine.dialect.name == "postgresql":
+            # Another process building this shop's digest holds the key until it commits;
+            # without this the insert below would queue behind its whole build.
+            key = shop_id * 1_000_000 + day.toordinal()
+            if not session.execute(
+                text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}
+            ).scalar():
+                return None
         inserted = session.execute(
             _insert(engine)(DigestRun)
             .values(
@@ -199,7 +207,7 @@ def run_digest(
                 select(DigestRun.status).where(
                     DigestRun.shop_id == shop_id, DigestRun.run_date == day
                 )
-            ).one()
+            ).first()  # None: another process is still building it
         return RunResult(shop_id, day, "skipped_sent" if status == "sent" else "skipped_held")
     assert run.id is not None
     with read_session(engine) as session:

@@ -251,3 +251,28 @@ def test_cli_dry_run_prints_the_digest_and_writes_nothing(
         assert missing.exit_code == 1
     finally:
         get_settings.cache_clear()
+
+
+@pytest.mark.postgres
+def test_a_shop_another_process_is_building_is_skipped_at_once_not_waited_for(
+    engine: Engine, demo_shop: Shop, settings: Settings, clock: FixedClock
+) -> None:
+    """PostgreSQL: the builder holds the shop's advisory key until it commits; a second
+    process moves on to other shops instead of queuing behind the whole build."""
+    from sqlalchemy import text
+
+    from tests.conftest import PG_URL
+
+    if not PG_URL:
+        pytest.skip("runs in the PostgreSQL pass of scripts/test (HUITOU_TEST_DATABASE_URL)")
+    assert demo_shop.id is not None
+    key = demo_shop.id * 1_000_000 + TODAY.toordinal()
+    fake = Recording()
+    with engine.connect() as other:  # "the other process", mid-build
+        other.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        held = _run(engine, demo_shop, settings, clock, [fake], holder="p2")
+        assert held.status == "skipped_held"
+        assert _count(engine, DigestRun) == 0 and fake.calls == 0
+        other.rollback()
+    done = _run(engine, demo_shop, settings, clock, [fake], holder="p2")
+    assert (done.status, fake.calls) == ("sent", 1)
