@@ -7,6 +7,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# Report charts draw Chinese labels with Noto Sans CJK (app/reports/charts.py).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-noto-cjk \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN groupadd --system --gid 10001 huitou \
     && useradd --system --uid 10001 --gid huitou --home-dir /srv/huitou --no-create-home \
         --shell /usr/sbin/nologin huitou \

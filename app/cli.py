@@ -107,16 +107,29 @@ def chat(
     upgrade(engine)
 
     def say(text: str) -> None:
-        result = deliver_as_owner(
-            engine=engine,
-            settings=settings,
-            clock=clock,
-            shop_ref=shop,
-            channel="console",
-            text=text,
-        )
+        from app.bot.context import capture_side_output
+
+        with capture_side_output(settings) as side:
+            result = deliver_as_owner(
+                engine=engine,
+                settings=settings,
+                clock=clock,
+                shop_ref=shop,
+                channel="console",
+                text=text,
+            )
         for reply in result.replies:
             typer.echo(reply)
+            typer.echo("")
+        for image in side.images:  # a report chart: saved as a file, its path printed
+            from app.reports.charts import ChartError
+
+            try:
+                saved = image.save(Path(settings.data_dir) / "images")
+            except ChartError as exc:
+                typer.echo(f"🖼 {image.alt}\n(图没画出来:{exc})\n")
+                continue
+            typer.echo(f"🖼 {image.alt}\n{saved}")
             typer.echo("")
 
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -67,6 +68,10 @@ class Settings(BaseSettings):
     # Seconds the Official Account callback waits for the bot before answering "success"
     # and sending the reply later through the customer-service API (WeChat allows 5).
     wechat_reply_budget_seconds: float = 4.0
+    # Threads that run the bot for WeChat/WeCom callbacks. The work is CPU-bound Python
+    # (one GIL): a few threads take requests in arrival order, where many would share the
+    # CPU among all of them and stretch every reply (measured: docs/channels.md).
+    channel_threads: int = 4
     # SMS: "tencent" (TC3-HMAC-SHA256 signed SendSms) or empty (off).
     sms_provider: str = ""
     sms_secret_id: str = ""
@@ -90,6 +95,18 @@ class Settings(BaseSettings):
     callback_window_seconds: int = 300
     # Largest callback body accepted, in bytes.
     callback_max_bytes: int = 64 * 1024
+    # SQLite only. NORMAL (WAL): a commit survives a killed process; an OS crash or power cut
+    # may take back the last few. FULL: an fsync per commit, durable through a power cut,
+    # ~3.5 ms more per write on this disk (app/db.py).
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    # Per-sender limit on the WeCom/Official Account callbacks (per process): a burst of
+    # this many messages, refilled at callback_sender_per_minute. Over it, one notice,
+    # then messages are dropped until the bucket refills.
+    callback_sender_burst: int = 20
+    callback_sender_per_minute: float = 30.0
+    # Seconds between rounds of the spool drainer (messages kept while the database was
+    # locked or down, replayed once it answers; app/channels/spool.py).
+    spool_drain_seconds: float = 2.0
 
     @property
     def effective_database_url(self) -> str:

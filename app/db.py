@@ -22,14 +22,35 @@ MIGRATIONS_DIR = PROJECT_ROOT / "app" / "migrations"
 WRITE_OPTION = "huitou_write"
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """Build an engine; for SQLite: WAL, foreign keys, busy timeout, explicit BEGIN."""
+def make_engine(
+    url: str,
+    *,
+    echo: bool = False,
+    busy_timeout_seconds: float = 30.0,
+    synchronous: str | None = None,
+) -> Engine:
+    """Build an engine; for SQLite: WAL, foreign keys, busy timeout, explicit BEGIN.
+
+    `busy_timeout_seconds`: how long a SQLite statement waits for a lock before "database
+    is locked" (tests of the callback spool make it short). `synchronous`: NORMAL or FULL,
+    by default HUITOU_SQLITE_SYNCHRONOUS (NORMAL).
+    """
+    if synchronous is None:
+        from app.config import get_settings
+
+        synchronous = get_settings().sqlite_synchronous
+    if synchronous not in ("NORMAL", "FULL"):
+        raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, echo=echo, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = create_engine(
+        url,
+        echo=echo,
+        connect_args={"check_same_thread": False, "timeout": busy_timeout_seconds},
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -38,9 +59,15 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
-        # FULL: a committed order survives even an OS crash, not just a killed process.
-        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_seconds * 1000)}")
+        # NORMAL under WAL: a commit is in the WAL (the OS has it) before it returns, so it
+        # survives a killed or crashed process (tests/faults kill -9 the server mid-burst);
+        # only an OS crash or power cut may take back the last commits since a checkpoint,
+        # and the database stays consistent. FULL adds an fsync to every commit: measured
+        # here 3.9 ms against 0.4 ms per write transaction, paid while holding SQLite's one
+        # write lock (docs/channels.md). Unanswered messages are redelivered by WeChat.
+        # HUITOU_SQLITE_SYNCHRONOUS=FULL for an fsync per commit (durable through power loss).
+        cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.close()
 
     @event.listens_for(engine, "begin")

@@ -2,7 +2,8 @@
 
     python -m benchmarks.online_update [--orders 500]
 
-Runs on the demo shop in a fresh SQLite file (WAL, synchronous=FULL as in production) and
+Runs on the demo shop in a fresh SQLite file (WAL), once with synchronous=NORMAL (the
+default, HUITOU_SQLITE_SYNCHRONOUS) and once with FULL (an fsync per commit), and for each
 prints p50/p99 for (a) the bare baseline: inserting the order row and committing, (b) the
 real path: record_order (insert + reassessment with the shop's stored priors) and commit,
 (c) the online update itself: record_order (insert, win-back attribution, reassessment)
@@ -43,10 +44,17 @@ def percentile(values: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--orders", type=int, default=500)
+    parser.add_argument("--synchronous", choices=("NORMAL", "FULL", "both"), default="both")
     args = parser.parse_args()
+    modes = ("NORMAL", "FULL") if args.synchronous == "both" else (args.synchronous,)
+    for mode in modes:
+        measure(args.orders, mode)
+
+
+def measure(n_orders: int, synchronous: str) -> None:
     clock = FixedClock.at_local(date(2026, 6, 17))
     with tempfile.TemporaryDirectory() as tmp:
-        engine = make_engine(f"sqlite:///{Path(tmp) / 'bench.db'}")
+        engine = make_engine(f"sqlite:///{Path(tmp) / 'bench.db'}", synchronous=synchronous)
         upgrade(engine)
         shop, _ = load_demo(engine=engine, clock=clock)
         with write_session(engine) as session:
@@ -55,7 +63,7 @@ def main() -> None:
         moment = datetime.combine(date(2026, 6, 17), clock_time(10), tzinfo=tz)
         baseline, real, reassess_only, in_transaction = [], [], [], []
         baseline_cpu, real_cpu = [], []
-        for i in range(args.orders):
+        for i in range(n_orders):
             customer = customers[i % len(customers)]
             assert customer.id is not None and shop.id is not None
             start, start_cpu = time.perf_counter(), time.thread_time()
@@ -88,7 +96,10 @@ def main() -> None:
                 refresh_customer(session=session, shop=shop, customer_id=customer.id, clock=clock)
                 session.flush()
                 reassess_only.append((time.perf_counter() - start) * 1000)
-        print(f"online update, demo shop ({len(customers)} customers), {args.orders} orders each")
+        print(
+            f"online update, demo shop ({len(customers)} customers), {n_orders} orders each, "
+            f"SQLite synchronous={synchronous}"
+        )
         for name, values in (("baseline: insert + commit", baseline),
                              ("record_order + reassess + commit", real),
                              ("record_order in transaction", in_transaction),

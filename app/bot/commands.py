@@ -45,7 +45,6 @@ from app.customers.service import (
 )
 from app.orders.models import Order
 from app.orders.service import OrderError, record_order
-from app.reports.monthly import month_of, month_summary
 
 FOLLOWUP_LIST_LIMIT = 20
 CHOICES_SHOWN = 5
@@ -72,6 +71,7 @@ ITEM_ACTIONS = ("order", "tickets_buy", "tickets_use", "deposit", "deposit_retur
         "谁该跟进了",
         "名单",
     ),
+    writes=False,
 )
 def followups(ctx: BotContext, intent: Intent) -> list[str]:
     due = due_customers(session=ctx.session, shop=ctx.shop, today=ctx.today)
@@ -714,9 +714,11 @@ def undo(ctx: BotContext, intent: Intent) -> list[str]:
 
 
 def _month(ctx: BotContext, months_back: int) -> list[str]:
-    first = month_of(ctx.today, months_back)
-    summary = month_summary(session=ctx.session, shop=ctx.shop, first_day=first, today=ctx.today)
-    return [ctx.render("month_summary", m=summary, today=ctx.today)]
+    # The month summary plus churn split, process, win-backs and money (app/reports/);
+    # imported here so the report commands register after these (帮助 keeps its order).
+    from app.bot.report_commands import month_report_replies
+
+    return month_report_replies(ctx, months_back)
 
 
 @registry.command(
@@ -734,6 +736,7 @@ def _month(ctx: BotContext, months_back: int) -> list[str]:
         "本月情况",
         "这个月怎么样",
     ),
+    writes=False,
 )
 def month_stats(ctx: BotContext, intent: Intent) -> list[str]:
     return _month(ctx, 0)
@@ -744,6 +747,7 @@ def month_stats(ctx: BotContext, intent: Intent) -> list[str]:
     summary="上个月的统计",
     example="上月统计",
     phrases=("上月统计", "上个月统计", "上月", "上个月", "上月数据", "上个月怎么样", "上月情况"),
+    writes=False,
 )
 def last_month_stats(ctx: BotContext, intent: Intent) -> list[str]:
     return _month(ctx, 1)
@@ -754,6 +758,7 @@ def last_month_stats(ctx: BotContext, intent: Intent) -> list[str]:
     summary="看我能做什么",
     example="帮助",
     phrases=("帮助", "help", "菜单", "怎么用", "你能做什么", "说明", "?", "功能", "使用说明"),
+    writes=False,
 )
 def help_(ctx: BotContext, intent: Intent) -> list[str]:
     return [ctx.render("help", commands=registry.listed())]

@@ -5,11 +5,13 @@ from __future__ import annotations
 from functools import lru_cache
 
 import app.bot.commands  # (registers the commands)
-import app.bot.outreach_commands  # noqa: F401  (replies to the digest)
+import app.bot.outreach_commands  # (replies to the digest)
+import app.bot.report_commands  # noqa: F401  (统计图, 报表, 本周名单)
 from app.bot import pending
 from app.bot.context import BotContext
 from app.bot.parse import DEFAULT_UNITS, INDUSTRY_UNITS, Vocabulary, parse
 from app.bot.registry import registry
+from app.channels.models import PendingQuestion
 from app.customers.risk import refreshes_deferred
 
 # Intents that answer a question rather than start something new.
@@ -48,3 +50,19 @@ def handle(ctx: BotContext, message: str) -> list[str]:
         # Every write can be taken back; say so once, under the last confirmation.
         replies[-1] = f"{replies[-1]}\n{ctx.render('undo_hint')}"
     return replies
+
+
+def answer_without_writes(ctx: BotContext, message: str) -> list[str] | None:
+    """The replies to a read-only command, or None when the message needs `handle`.
+
+    Read-only means registered with writes=False and no question of the sender's waiting
+    (handle would clear it). The caller runs this in a read transaction; `handle` remains
+    the one path for anything that writes.
+    """
+    intent = parse(message, vocab=vocabulary_for(ctx), today=ctx.today)
+    command = registry.get(intent.kind)
+    if command is None or command.writes or intent.kind in _ANSWERS:
+        return None
+    if ctx.session.get(PendingQuestion, (ctx.shop_id, ctx.sender_key)) is not None:
+        return None
+    return command.handler(ctx, intent)

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, func
+from sqlalchemy import Connection, Engine, bindparam, func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from app.channels.callback import act_once
 from app.channels.models import InboxMessage
 from app.clock import Clock
-from app.db import read_session
 from app.shops.models import Shop, StaffIdentity
 from app.shops.service import consume_binding_code, owner_of
 from app.templating import render_message
@@ -34,14 +34,29 @@ class BoundSender:
     staff_id: int
 
 
+_IDENTITY = StaffIdentity.__table__  # type: ignore[attr-defined]
+# Built once: every callback runs it, and building it costs more than running it.
+_FIND_SENDER = (
+    sa_select(_IDENTITY.c.shop_id, _IDENTITY.c.staff_id)
+    .where(_IDENTITY.c.channel == bindparam("channel"))
+    .where(_IDENTITY.c.external_id == bindparam("external_id"))
+    .limit(1)
+)
+
+
 def find_sender(*, engine: Engine, channel: str, external_id: str) -> BoundSender | None:
     """The staff member this channel identity is bound to, if any."""
-    with read_session(engine) as session:
-        identity = session.exec(
-            select(StaffIdentity).where(
-                StaffIdentity.channel == channel, StaffIdentity.external_id == external_id
-            )
-        ).first()
+    with engine.connect() as conn:
+        return find_sender_in(conn, channel=channel, external_id=external_id)
+
+
+def find_sender_in(
+    executor: Session | Connection, *, channel: str, external_id: str
+) -> BoundSender | None:
+    """`find_sender` inside an open session or connection."""
+    identity = executor.execute(
+        _FIND_SENDER, {"channel": channel, "external_id": external_id}
+    ).first()
     if identity is None:
         return None
     return BoundSender(shop_id=identity.shop_id, staff_id=identity.staff_id)

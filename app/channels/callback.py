@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from xml.etree.ElementTree import Element
 
@@ -34,8 +35,11 @@ from app.db import write_session
 
 log = logging.getLogger(__name__)
 
-# The bot runs here, not on the event loop, so a slow reply can outlive the request.
-_BOT_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="huitou-channel")
+
+@lru_cache(maxsize=4)
+def bot_pool(threads: int) -> ThreadPoolExecutor:
+    """The threads the bot runs on (not the event loop), so a slow reply can outlive the request."""
+    return ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="huitou-channel")
 
 
 class Rejected(HTTPException):
@@ -228,6 +232,7 @@ async def within_budget(
     work: Callable[[], list[str]],
     budget_seconds: float,
     late: Callable[[list[str]], None],
+    threads: int = 4,
 ) -> list[str] | None:
     """Run `work` in the channel pool; its replies if done within the budget, else None.
 
@@ -240,7 +245,7 @@ async def within_budget(
         flight = _IN_FLIGHT.get(key)
         first = flight is None
         if flight is None:
-            flight = _Flight(_BOT_POOL.submit(work))
+            flight = _Flight(bot_pool(threads).submit(work))
             _IN_FLIGHT[key] = flight
     current = flight
 
@@ -266,6 +271,12 @@ async def within_budget(
         if first and _IN_FLIGHT.get(key) is current:
             _IN_FLIGHT.pop(key, None)
     return replies
+
+
+def in_flight(key: str) -> bool:
+    """Whether a message (by its `within_budget` key) is being handled in this process now."""
+    with _IN_FLIGHT_LOCK:
+        return key in _IN_FLIGHT
 
 
 def _safely(late: Callable[[list[str]], None], replies: list[str]) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -12,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from app.channels.binding import BIND_COMMAND, answer_stranger, channel_message, find_sender
 from app.channels.callback import Rejected, act_once
-from app.channels.inbox import Delivery, deliver
+from app.channels.inbox import answer_from
 from app.clock import Clock
 from app.config import Settings
 from app.customers.models import Customer
@@ -20,16 +18,6 @@ from app.events.service import log_event
 from app.shops.models import Shop, Staff
 
 log = logging.getLogger(__name__)
-
-# SQLite lets one writer in at a time and a waiting writer polls with growing sleeps (up to
-# 100 ms each), which turns 20 owners writing at once into multi-second tails. Queuing this
-# process's channel writes on a lock hands the database over at once instead. PostgreSQL
-# needs no such help.
-_SQLITE_WRITES = threading.Lock()
-
-
-def _serialised(engine: Engine) -> AbstractContextManager[object]:
-    return _SQLITE_WRITES if engine.dialect.name == "sqlite" else nullcontext()
 
 
 @dataclass(frozen=True)
@@ -42,59 +30,80 @@ class Inbound:
     text: str
 
 
+@dataclass(frozen=True)
+class Answered:
+    replies: list[str]
+    duplicate: bool  # the inbox had handled this message already: these are its replies
+
+
 def answer_text(*, engine: Engine, settings: Settings, clock: Clock, inbound: Inbound) -> list[str]:
     """Replies to a text: the bot's for bound staff, binding or the guide for anyone else."""
-    bound = find_sender(engine=engine, channel=inbound.channel, external_id=inbound.sender_id)
-    if bound is None:
-        return answer_stranger(
-            engine=engine,
-            clock=clock,
-            templates_dir=settings.templates_dir,
-            channel=inbound.channel,
-            external_id=inbound.sender_id,
-            message_key=inbound.message_key,
-            text=inbound.text,
-        )
-    if BIND_COMMAND.match(inbound.text):
+    return answer_text_once(engine=engine, settings=settings, clock=clock, inbound=inbound).replies
 
-        def already(session: Session, _inbox_id: int) -> list[str]:
-            shop = session.get(Shop, bound.shop_id)
-            assert shop is not None
-            return [
-                channel_message(
-                    settings.templates_dir, "already_bound", shop=shop, shop_name=shop.name
-                )
-            ]
 
-        return act_once(
-            engine=engine,
-            clock=clock,
-            channel=inbound.channel,
-            external_id=inbound.message_key,
-            sender=sender_key(inbound),
-            body=inbound.text,
-            shop_id=bound.shop_id,
-            action=already,
-        )
-    try:
-        with _serialised(engine):
-            result = deliver(
+def answer_text_once(
+    *, engine: Engine, settings: Settings, clock: Clock, inbound: Inbound
+) -> Answered:
+    """`answer_text`, saying whether this call handled the message or found it handled."""
+    if not BIND_COMMAND.match(inbound.text):
+        # The usual case, a bound member of staff: who they are and (for a read-only
+        # command) the answer come from one read transaction.
+        try:
+            result = answer_from(
                 engine=engine,
-                delivery=Delivery(
-                    shop_id=bound.shop_id,
-                    staff_id=bound.staff_id,
-                    channel=inbound.channel,
-                    external_id=inbound.message_key,
-                    sender_key=sender_key(inbound),
-                    text=inbound.text,
-                ),
+                channel=inbound.channel,
+                sender_id=inbound.sender_id,
+                sender_key=sender_key(inbound),
+                external_id=inbound.message_key,
+                text=inbound.text,
                 clock=clock,
                 templates_dir=settings.templates_dir,
                 pending_ttl_seconds=settings.pending_ttl_seconds,
             )
-    except PermissionError as exc:
-        raise Rejected(409) from exc
-    return result.replies
+        except PermissionError as exc:
+            raise Rejected(409) from exc
+        if result is not None:
+            return Answered(result.replies, result.duplicate)
+        return _answer_stranger(engine=engine, settings=settings, clock=clock, inbound=inbound)
+    bound = find_sender(engine=engine, channel=inbound.channel, external_id=inbound.sender_id)
+    if bound is None:
+        return _answer_stranger(engine=engine, settings=settings, clock=clock, inbound=inbound)
+
+    def already(session: Session, _inbox_id: int) -> list[str]:
+        shop = session.get(Shop, bound.shop_id)
+        assert shop is not None
+        return [
+            channel_message(settings.templates_dir, "already_bound", shop=shop, shop_name=shop.name)
+        ]
+
+    replies = act_once(
+        engine=engine,
+        clock=clock,
+        channel=inbound.channel,
+        external_id=inbound.message_key,
+        sender=sender_key(inbound),
+        body=inbound.text,
+        shop_id=bound.shop_id,
+        action=already,
+    )
+    return Answered(replies, duplicate=False)
+
+
+def _answer_stranger(
+    *, engine: Engine, settings: Settings, clock: Clock, inbound: Inbound
+) -> Answered:
+    # Binding and the guide: a repeat gets the stored replies; sending them again is
+    # harmless, so they count as fresh.
+    replies = answer_stranger(
+        engine=engine,
+        clock=clock,
+        templates_dir=settings.templates_dir,
+        channel=inbound.channel,
+        external_id=inbound.sender_id,
+        message_key=inbound.message_key,
+        text=inbound.text,
+    )
+    return Answered(replies, duplicate=False)
 
 
 def sender_key(inbound: Inbound) -> str:

@@ -3,19 +3,34 @@
 The inbox row, the bot's writes and the stored replies commit in one transaction, so a
 message is either fully handled or not at all; a redelivery of a handled message gets the
 stored replies back and changes nothing.
+
+Commands registered as read-only (跟进名单, 统计, 帮助) take a cheaper road (`answer`,
+`answer_from`): the reply is computed in a read transaction (a guard turns any attempted
+write into a fall back to `deliver`), and the inbox row with its replies is committed by
+`InboxRecorder`, which writes the rows of all concurrent requests in one transaction. The
+unique (channel, external_id) still decides: when two deliveries of one message race, the
+row committed first wins and both get its replies. docs/channels.md has the figures.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import queue
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, bindparam, event, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
 
 from app.bot.context import BotContext
-from app.bot.core import handle
+from app.bot.core import answer_without_writes, handle
+from app.channels.binding import find_sender_in
 from app.channels.models import InboxMessage
 from app.clock import Clock
 from app.db import write_session
@@ -44,6 +59,92 @@ class DeliveryResult:
 
 def _insert_ignoring_duplicate(engine: Engine) -> type[sqlite.Insert] | type[postgresql.Insert]:
     return postgresql.Insert if engine.dialect.name == "postgresql" else sqlite.Insert
+
+
+# SQLite lets one writer in at a time and a waiting writer polls with growing sleeps (up to
+# 100 ms each), which turns 20 owners writing at once into multi-second tails. Queuing this
+# process's channel writes on a lock hands the database over at once instead. PostgreSQL
+# needs no such help.
+_SQLITE_WRITES = threading.Lock()
+
+
+def writer_lock(engine: Engine) -> AbstractContextManager[object]:
+    """This process's queue for SQLite's single writer (nothing for PostgreSQL)."""
+    return _SQLITE_WRITES if engine.dialect.name == "sqlite" else nullcontext()
+
+
+def answer(
+    *,
+    engine: Engine,
+    delivery: Delivery,
+    clock: Clock,
+    templates_dir: Path,
+    pending_ttl_seconds: int = 600,
+) -> DeliveryResult:
+    """Like `deliver`, but a read-only command is answered without a write transaction."""
+    with _reading(engine) as session:
+        outcome = _reply_reading(session, delivery, clock, templates_dir, pending_ttl_seconds)
+    return _settle(engine, delivery, outcome, clock, templates_dir, pending_ttl_seconds)
+
+
+def answer_from(
+    *,
+    engine: Engine,
+    channel: str,
+    sender_id: str,
+    sender_key: str,
+    external_id: str,
+    text: str,
+    clock: Clock,
+    templates_dir: Path,
+    pending_ttl_seconds: int = 600,
+) -> DeliveryResult | None:
+    """`answer` for a channel identity; None when it is bound to no staff member.
+
+    Who the sender is and the read-only answer come from one read transaction (one
+    connection checkout: on PostgreSQL each checkout is a round trip more).
+    """
+    with _reading(engine) as session:
+        bound = find_sender_in(session, channel=channel, external_id=sender_id)
+        if bound is None:
+            return None
+        delivery = Delivery(
+            shop_id=bound.shop_id,
+            staff_id=bound.staff_id,
+            channel=channel,
+            external_id=external_id,
+            sender_key=sender_key,
+            text=text,
+        )
+        outcome = _reply_reading(session, delivery, clock, templates_dir, pending_ttl_seconds)
+    return _settle(engine, delivery, outcome, clock, templates_dir, pending_ttl_seconds)
+
+
+
+def _context(
+    session: Session,
+    delivery: Delivery,
+    *,
+    clock: Clock,
+    templates_dir: Path,
+    pending_ttl_seconds: int,
+    inbox_id: int | None = None,
+) -> BotContext:
+    """The bot's context for a delivery; PermissionError unless the sender is the shop's staff."""
+    shop = session.get(Shop, delivery.shop_id)
+    staff = session.get(Staff, delivery.staff_id)
+    if shop is None or staff is None or staff.shop_id != shop.id:
+        raise PermissionError("sender is not staff of this shop")
+    return BotContext(
+        session=session,
+        shop=shop,
+        staff=staff,
+        sender_key=delivery.sender_key,
+        clock=clock,
+        templates_dir=templates_dir,
+        pending_ttl_seconds=pending_ttl_seconds,
+        inbox_id=inbox_id,
+    )
 
 
 def deliver(
@@ -83,22 +184,250 @@ def deliver(
             raise PermissionError("message id already used by another sender")
         if row.handled_at is not None:
             return DeliveryResult(replies=list(row.replies or []), duplicate=True)
-        shop = session.get(Shop, delivery.shop_id)
-        staff = session.get(Staff, delivery.staff_id)
-        if shop is None or staff is None or staff.shop_id != shop.id:
-            raise PermissionError("sender is not staff of this shop")
-        ctx = BotContext(
-            session=session,
-            shop=shop,
-            staff=staff,
-            sender_key=delivery.sender_key,
-            clock=clock,
-            templates_dir=templates_dir,
-            pending_ttl_seconds=pending_ttl_seconds,
-            inbox_id=row.id,
-        )
+        ctx = _context(
+            session, delivery, clock=clock, templates_dir=templates_dir,
+            pending_ttl_seconds=pending_ttl_seconds, inbox_id=row.id,
+        )  # fmt: skip
         replies = handle(ctx, delivery.text)
         row.replies = replies
         row.handled_at = clock.now()
         session.add(row)
         return DeliveryResult(replies=replies, duplicate=False)
+
+
+# --- the read-only road ---------------------------------------------------------------------
+
+_READ_ONLY = "huitou_read_only"
+_WRITE_VERBS = frozenset(
+    {"INSERT", "UPDATE", "DELETE", "REPLACE", "MERGE", "CREATE", "DROP", "ALTER"}
+)
+_GUARDED: weakref.WeakSet[Engine] = weakref.WeakSet()
+_INBOX = InboxMessage.__table__  # type: ignore[attr-defined]
+# Built once: statement construction costs more than running it on this path.
+_STORED = select(_INBOX.c.shop_id, _INBOX.c.sender, _INBOX.c.handled_at, _INBOX.c.replies).where(
+    _INBOX.c.channel == bindparam("channel"), _INBOX.c.external_id == bindparam("external_id")
+)
+_GUARD_LOCK = threading.Lock()
+
+
+class WriteAttempted(Exception):
+    """A statement that writes, run where only reads were expected (stopped before it ran)."""
+
+
+def _guard(engine: Engine) -> None:
+    """Refuse writing statements on connections marked read-only (installed once per engine).
+
+    By the statement's first word: what the ORM and our own statements emit. It is a
+    safety net behind the registry's `writes` flag, not a sandbox.
+    """
+    with _GUARD_LOCK:
+        if engine in _GUARDED:
+            return
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _refuse_writes(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if conn.get_execution_options().get(_READ_ONLY):
+                verb = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else ""
+                if verb in _WRITE_VERBS:
+                    raise WriteAttempted(verb)
+
+        _GUARDED.add(engine)
+
+
+@contextmanager
+def _reading(engine: Engine) -> Iterator[Session]:
+    """A session that may only read (the guard stops any write before it runs)."""
+    _guard(engine)
+    with Session(engine.execution_options(**{_READ_ONLY: True})) as session:
+        try:
+            yield session
+        finally:
+            session.rollback()
+
+
+def _reply_reading(
+    session: Session,
+    delivery: Delivery,
+    clock: Clock,
+    templates_dir: Path,
+    pending_ttl_seconds: int,
+) -> DeliveryResult | list[str] | None:
+    """Stored replies (a repeat), new replies to record, or None: take the write path."""
+    stored = session.execute(
+        _STORED, {"channel": delivery.channel, "external_id": delivery.external_id}
+    ).first()
+    if stored is not None:
+        if stored.shop_id != delivery.shop_id or stored.sender != delivery.sender_key:
+            raise PermissionError("message id already used by another sender")
+        if stored.handled_at is None:
+            return None
+        return DeliveryResult(replies=list(stored.replies or []), duplicate=True)
+    ctx = _context(
+        session, delivery, clock=clock, templates_dir=templates_dir,
+        pending_ttl_seconds=pending_ttl_seconds,
+    )  # fmt: skip
+    try:
+        return answer_without_writes(ctx, delivery.text)
+    except WriteAttempted:
+        log.warning("read-only command wrote; took the write path: %r", delivery.text)
+        return None
+
+
+def _settle(
+    engine: Engine,
+    delivery: Delivery,
+    outcome: DeliveryResult | list[str] | None,
+    clock: Clock,
+    templates_dir: Path,
+    pending_ttl_seconds: int,
+) -> DeliveryResult:
+    """Finish what the read transaction started: record its replies, or run `deliver`."""
+    if isinstance(outcome, DeliveryResult):
+        return outcome
+    if outcome is None:
+        with writer_lock(engine):
+            return deliver(
+                engine=engine,
+                delivery=delivery,
+                clock=clock,
+                templates_dir=templates_dir,
+                pending_ttl_seconds=pending_ttl_seconds,
+            )
+    now = clock.now()
+    won, stored_replies = recorder_for(engine).record(
+        {
+            "shop_id": delivery.shop_id,
+            "channel": delivery.channel,
+            "external_id": delivery.external_id,
+            "sender": delivery.sender_key,
+            "body": delivery.text[:4000],
+            "received_at": now,
+            "handled_at": now,
+            "replies": outcome,
+        }
+    )
+    return DeliveryResult(replies=stored_replies, duplicate=not won)
+
+
+@dataclass
+class _Row:
+    values: dict[str, Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    won: bool = False
+    replies: list[str] = field(default_factory=list)
+    error: BaseException | None = None
+
+
+class InboxRecorder:
+    """Group commit for handled inbox rows: whatever is queued goes in one transaction.
+
+    One thread per engine takes the queue, inserts every row (ignoring a duplicate key),
+    reads back the rows that lost to an earlier delivery, commits once and wakes the
+    callers. Under load the rows of 10-20 concurrent requests share one commit and one
+    fsync; alone, a row waits for nothing but its own commit. The thread leaves after a
+    few idle seconds and comes back with the next row.
+    """
+
+    MAX_BATCH = 64
+    IDLE_SECONDS = 5.0
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = weakref.ref(engine)
+        self._queue: queue.SimpleQueue[_Row] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
+
+    def record(self, values: dict[str, Any]) -> tuple[bool, list[str]]:
+        """Commit this row (or find the one that was first); (ours won, the stored replies)."""
+        row = _Row(values)
+        self._queue.put(row)
+        with self._start:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="huitou-inbox-recorder", daemon=True
+                )
+                self._thread.start()
+        row.done.wait()
+        if row.error is not None:
+            raise row.error
+        return row.won, row.replies
+
+    def _run(self) -> None:
+        while True:
+            try:
+                batch = [self._queue.get(timeout=self.IDLE_SECONDS)]
+            except queue.Empty:
+                with self._start:
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            while len(batch) < self.MAX_BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._commit(batch)
+            except BaseException as exc:  # every waiting caller gets the failure
+                for row in batch:
+                    row.error = exc
+            finally:
+                for row in batch:
+                    row.done.set()
+
+    def _commit(self, batch: list[_Row]) -> None:
+        engine = self._engine()
+        if engine is None:
+            raise RuntimeError("engine disposed")
+        insert = _insert_ignoring_duplicate(engine)
+        table = InboxMessage.__table__  # type: ignore[attr-defined]
+        # RETURNING tells a row that went in from one that lost to an earlier delivery
+        # (rowcount is not reliable across drivers for ON CONFLICT DO NOTHING).
+        statement = (
+            insert(InboxMessage)
+            .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+            .returning(table.c.id)
+        )
+        with writer_lock(engine), write_session(engine) as session:
+            conn = session.connection()
+            lost: list[_Row] = []
+            for row in batch:
+                if conn.execute(statement, row.values).first() is not None:
+                    row.won, row.replies = True, list(row.values["replies"])
+                else:
+                    lost.append(row)
+            if lost:
+                found = {
+                    (r.channel, r.external_id): r
+                    for r in conn.execute(
+                        select(
+                            table.c.channel,
+                            table.c.external_id,
+                            table.c.shop_id,
+                            table.c.sender,
+                            table.c.replies,
+                        ).where(table.c.external_id.in_({r.values["external_id"] for r in lost}))
+                    )
+                }
+                for row in lost:
+                    first = found[(row.values["channel"], row.values["external_id"])]
+                    if (
+                        first.shop_id != row.values["shop_id"]
+                        or first.sender != row.values["sender"]
+                    ):
+                        row.error = PermissionError("message id already used by another sender")
+                    row.replies = list(first.replies or [])
+
+
+_RECORDERS: weakref.WeakKeyDictionary[Engine, InboxRecorder] = weakref.WeakKeyDictionary()
+_RECORDERS_LOCK = threading.Lock()
+
+
+def recorder_for(engine: Engine) -> InboxRecorder:
+    """The engine's group-commit recorder."""
+    with _RECORDERS_LOCK:
+        recorder = _RECORDERS.get(engine)
+        if recorder is None:
+            recorder = _RECORDERS[engine] = InboxRecorder(engine)
+        return recorder

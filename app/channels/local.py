@@ -42,7 +42,7 @@ def shop_and_owner(engine: Engine, shop_ref: str) -> tuple[int, int]:
     """
     with engine.connect() as conn:
         row = conn.execute(_BY_SLUG, {"ref": shop_ref}).first()
-        if row is None and shop_ref.isdigit():
+        if row is None and shop_ref.isascii() and shop_ref.isdigit() and len(shop_ref) <= 18:
             row = conn.execute(_BY_ID, {"ref": int(shop_ref)}).first()
     if row is None:
         raise ShopError(f"没有这个店铺:{shop_ref}")

@@ -7,10 +7,15 @@ verifies anything.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import APIRouter
 
+from app.channels import wechat, wecom
+from app.channels.callback import in_flight
+from app.channels.dispatch import Inbound, answer_text_once
 from app.channels.sms import router as sms_router
+from app.channels.spool import Replayed, SpoolDrainer, flight_key, spool_of
 from app.channels.wechat import router as wechat_router
 from app.channels.wecom import router as wecom_router
 from app.config import Settings
@@ -30,3 +35,34 @@ def log_configured_channels(settings: Settings) -> None:
         log.info("channels configured: %s", ", ".join(channels))
     else:
         log.info("no channel configured: local web chat and console only")
+
+
+def spool_drainer(state: Any) -> SpoolDrainer | None:
+    """The drainer of the app's callback spool, when a WeChat channel is configured.
+
+    It reads the engine from the app's state each round, so it follows a swapped engine.
+    """
+    settings: Settings = state.settings
+    if not (settings.wecom_configured or settings.wechat_configured):
+        return None
+
+    def replay(inbound: Inbound) -> Replayed:
+        answered = answer_text_once(
+            engine=state.engine, settings=settings, clock=state.clock, inbound=inbound
+        )
+        return Replayed(answered.replies, fresh=not answered.duplicate)
+
+    def push(inbound: Inbound, replies: list[str]) -> None:
+        text = "\n\n".join(replies)
+        if inbound.channel == wecom.CHANNEL:
+            wecom.client_of(state).send_text(inbound.sender_id, text)
+        else:
+            wechat.client_of(state).send_text(inbound.sender_id, text)
+
+    return SpoolDrainer(
+        spool=spool_of(state),
+        replay=replay,
+        push=push,
+        busy=lambda inbound: in_flight(flight_key(inbound)),
+        interval_seconds=settings.spool_drain_seconds,
+    )

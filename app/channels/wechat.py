@@ -31,10 +31,11 @@ from app.channels.callback import (
     read_body,
     signature,
     text_reply,
-    within_budget,
 )
 from app.channels.dispatch import Inbound, answer_tap, answer_text, guide
+from app.channels.limits import Verdict, limiter_of
 from app.channels.push import PushError, PushMessage, PushReceipt, PushUnavailable
+from app.channels.spool import answer_in_time
 from app.channels.tokens import TokenStore, WeChatApi, request_json
 from app.clock import Clock
 from app.config import Settings
@@ -168,14 +169,17 @@ def _settings(request: Request) -> Settings:
 
 def official_account_client(request: Request) -> OfficialAccountClient:
     """The app's Official Account client, built on first use."""
-    client: OfficialAccountClient | None = getattr(request.app.state, "wechat_client", None)
+    return client_of(request.app.state)
+
+
+def client_of(state: Any) -> OfficialAccountClient:
+    """The Official Account client kept on the app's state, built on first use."""
+    client: OfficialAccountClient | None = getattr(state, "wechat_client", None)
     if client is None:
         client = OfficialAccountClient(
-            settings=request.app.state.settings,
-            engine=request.app.state.engine,
-            clock=request.app.state.clock,
+            settings=state.settings, engine=state.engine, clock=state.clock
         )
-        request.app.state.wechat_client = client
+        state.wechat_client = client
     return client
 
 
@@ -249,6 +253,11 @@ async def receive(request: Request) -> Response:
     def late(replies: list[str]) -> None:
         official_account_client(request).send_text(openid, "\n\n".join(replies))
 
+    verdict = limiter_of(request.app.state).check(CHANNEL, openid)
+    if verdict is not Verdict.ALLOW:
+        if verdict is Verdict.NOTICE:
+            return reply([channel_message(settings.templates_dir, "rate_limited")])
+        return PlainTextResponse("success")
     if kind == "text" and fields.get("bizmsgmenuid"):
         tap = answer_tap(
             engine=engine,
@@ -270,10 +279,10 @@ async def receive(request: Request) -> Response:
         def work() -> list[str]:
             return answer_text(engine=engine, settings=settings, clock=clock, inbound=command)
 
-        replies = await within_budget(
-            f"{CHANNEL}:{inbound.message_key}", work, settings.wechat_reply_budget_seconds, late
+        replies = await answer_in_time(
+            state=request.app.state, inbound=command, work=work, late=late
         )
-        return reply(replies or [])
+        return reply(replies)
     if kind == "event" and event == "subscribe":
         return reply(guide(engine=engine, settings=settings, clock=clock, inbound=inbound))
     if kind == "event":

@@ -30,10 +30,11 @@ from app.channels.callback import (
     read_body,
     signature,
     text_reply,
-    within_budget,
 )
 from app.channels.dispatch import Inbound, answer_tap, answer_text, contact_deleted, guide
+from app.channels.limits import Verdict, limiter_of
 from app.channels.push import PushError, PushMessage, PushReceipt, PushUnavailable
+from app.channels.spool import answer_in_time
 from app.channels.tokens import TokenStore, WeChatApi, request_json
 from app.clock import Clock
 from app.config import Settings
@@ -153,6 +154,20 @@ def template_card(message: PushMessage, index: int) -> dict[str, Any]:
     return card
 
 
+# WeCom markdown has no escape character: the characters that make links, colour tags, code
+# and emphasis become their full-width twins, so a customer named "[点我](http://…)" or
+# '<font color="warning">' reads as typed and never turns into markup. The digest templates
+# use none of them.
+_MARKDOWN_LITERAL = str.maketrans(
+    {"[": "［", "]": "］", "<": "＜", ">": "＞", "`": "｀", "*": "＊"}
+)
+
+
+def markdown_literal(text: str) -> str:
+    """`text` shown as typed inside a WeCom markdown message."""
+    return text.translate(_MARKDOWN_LITERAL)
+
+
 class WeComPusher:
     """Pushes a digest as markdown text plus one button card per follow-up."""
 
@@ -178,7 +193,10 @@ class WeComPusher:
         userid = self._userid(message.staff_id)
         if userid is None:
             raise PushUnavailable("staff member has no WeCom identity")
-        content = _truncate_bytes(f"**{message.title}**\n{message.text}", MARKDOWN_MAX_BYTES)
+        content = _truncate_bytes(
+            f"**{markdown_literal(message.title)}**\n{markdown_literal(message.text)}",
+            MARKDOWN_MAX_BYTES,
+        )
         self.client.send(userid, {"msgtype": "markdown", "markdown": {"content": content}})
         for index in range(len(message.items)):
             self.client.send(
@@ -196,14 +214,15 @@ def _settings(request: Request) -> Settings:
 
 def wecom_client(request: Request) -> WeComClient:
     """The app's WeCom client, built on first use."""
-    client: WeComClient | None = getattr(request.app.state, "wecom_client", None)
+    return client_of(request.app.state)
+
+
+def client_of(state: Any) -> WeComClient:
+    """The WeCom client kept on the app's state, built on first use."""
+    client: WeComClient | None = getattr(state, "wecom_client", None)
     if client is None:
-        client = WeComClient(
-            settings=request.app.state.settings,
-            engine=request.app.state.engine,
-            clock=request.app.state.clock,
-        )
-        request.app.state.wecom_client = client
+        client = WeComClient(settings=state.settings, engine=state.engine, clock=state.clock)
+        state.wecom_client = client
     return client
 
 
@@ -268,6 +287,11 @@ async def receive(
         )
         return Response(content=envelope_xml, media_type="application/xml")
 
+    verdict = limiter_of(request.app.state).check(CHANNEL, sender)
+    if verdict is not Verdict.ALLOW:
+        if verdict is Verdict.NOTICE:
+            return reply([channel_message(settings.templates_dir, "rate_limited")])
+        return PlainTextResponse("")
     if kind == "text":
 
         def work() -> list[str]:
@@ -276,10 +300,10 @@ async def receive(
         def late(replies: list[str]) -> None:
             wecom_client(request).send_text(sender, "\n\n".join(replies))
 
-        replies = await within_budget(
-            f"{CHANNEL}:{inbound.message_key}", work, settings.wechat_reply_budget_seconds, late
+        replies = await answer_in_time(
+            state=request.app.state, inbound=inbound, work=work, late=late
         )
-        return reply(replies or [])
+        return reply(replies)
     if kind == "event" and event == "template_card_event":
         key = fields.get("EventKey", "")
         response_code = fields.get("ResponseCode", "")

@@ -1,4 +1,5 @@
-"""Signed, expiring links: one per digest item (tap page) and one per person's full list.
+"""Signed, expiring links: one per digest item (tap page), one per person's full list, and
+the owner's read-only report dashboard for one month.
 
 A token is `payload.signature`, both base64url; the payload names the purpose, the shop,
 the follow-up (or staff member and day), the expiry and a random nonce. HMAC-SHA256 with the
@@ -70,6 +71,13 @@ class ListLink:
     shop_id: int
     staff_id: int
     day: date
+    expires: datetime
+
+
+@dataclass(frozen=True)
+class ReportLink:
+    shop_id: int
+    month: date  # the first day of the month the dashboard shows
     expires: datetime
 
 
@@ -147,6 +155,32 @@ def read_list(secret: bytes, token: str, *, now: datetime) -> ListLink:
             shop_id=int(payload["s"]),  # type: ignore[call-overload]
             staff_id=int(payload["u"]),  # type: ignore[call-overload]
             day=date.fromisoformat(str(payload["d"])),
+            expires=datetime.fromtimestamp(int(payload["e"]), tz=now.tzinfo),  # type: ignore[call-overload]
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LinkError("链接无效") from exc
+
+
+def report_token(secret: bytes, *, shop_id: int, month: date, now: datetime, ttl: timedelta) -> str:
+    """A link to one shop's report dashboard for one month (read-only)."""
+    payload = {
+        "p": "report",
+        "s": shop_id,
+        "m": month.replace(day=1).isoformat(),
+        "e": int((now + ttl).timestamp()),
+    }
+    return _sign(secret, payload)
+
+
+def read_report(secret: bytes, token: str, *, now: datetime) -> ReportLink:
+    payload = _open(secret, token, now, "report")
+    try:
+        month = date.fromisoformat(str(payload["m"]))
+        if month.day != 1:
+            raise ValueError("not a month")
+        return ReportLink(
+            shop_id=int(payload["s"]),  # type: ignore[call-overload]
+            month=month,
             expires=datetime.fromtimestamp(int(payload["e"]), tz=now.tzinfo),  # type: ignore[call-overload]
         )
     except (KeyError, TypeError, ValueError) as exc:

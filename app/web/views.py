@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -11,15 +13,18 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, text
 
+from app.bot.context import capture_side_output
 from app.channels.local import deliver_as_owner
 from app.clock import Clock
 from app.config import Settings
 from app.db import read_session
+from app.reports.charts import ChartError
 from app.shops.service import ShopError, get_shop, list_shops
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 SUGGESTIONS = ["今天该跟进谁", "王姐 2桶", "王姐", "帮助"]
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 
 
@@ -61,8 +66,18 @@ class ChatReply(BaseModel):
     text: str
 
 
+class ChatImageOut(BaseModel):
+    """A picture the bot sent (a report chart), inline as a data: URL."""
+
+    data_url: str
+    alt: str
+    filename: str
+
+
 class ChatOut(BaseModel):
     replies: list[ChatReply]
+    # Pictures follow the replies; a repeated delivery replays the texts only.
+    images: list[ChatImageOut] = []
     duplicate: bool = False
 
 
@@ -110,17 +125,38 @@ def chat_api(
     slug: str, body: ChatIn, engine: EngineDep, settings: SettingsDep, clock: ClockDep
 ) -> ChatOut:
     try:
-        result = deliver_as_owner(
-            engine=engine,
-            settings=settings,
-            clock=clock,
-            shop_ref=slug,
-            channel="web",
-            text=body.text,
-            client_msg_id=body.client_msg_id,
-        )
+        with capture_side_output(settings) as side:
+            result = deliver_as_owner(
+                engine=engine,
+                settings=settings,
+                clock=clock,
+                shop_ref=slug,
+                channel="web",
+                text=body.text,
+                client_msg_id=body.client_msg_id,
+            )
     except ShopError as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from exc
     except PermissionError as exc:
         raise HTTPException(status_code=409, detail="消息编号冲突,请重新发送") from exc
-    return ChatOut(replies=[ChatReply(text=r) for r in result.replies], duplicate=result.duplicate)
+    # Drawn here, after the message's transaction committed (ChatImage.png is lazy). A
+    # machine without the CJK font gets no picture; the reply already carries the link.
+    images = []
+    for image in side.images:
+        try:
+            png = image.png
+        except ChartError as exc:
+            log.warning("chart not drawn: %s", exc)
+            continue
+        images.append(
+            ChatImageOut(
+                data_url="data:image/png;base64," + base64.b64encode(png).decode("ascii"),
+                alt=image.alt,
+                filename=image.filename,
+            )
+        )
+    return ChatOut(
+        replies=[ChatReply(text=r) for r in result.replies],
+        images=images,
+        duplicate=result.duplicate,
+    )

@@ -68,11 +68,6 @@ def test_a_shop_ref_of_odd_digits_is_a_404_not_a_500(
         assert client.get(page.format(ref)).status_code == 404
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app/channels/local.shop_and_owner: int() of a unicode-digit or huge numeric slug "
-    "raises (ValueError / OverflowError) -> 500 on POST /api/chat/{slug}",
-)
 @pytest.mark.parametrize("ref", ["²", "9" * 40])
 def test_web_chat_with_an_odd_digit_slug_is_a_404_not_a_500(fuzz_app: FastAPI, ref: str) -> None:
     with TestClient(fuzz_app, raise_server_exceptions=False) as client:

@@ -268,11 +268,6 @@ def test_wecom_cards_carry_hostile_names_literally(
 WECOM_MARKDOWN_LINK = "[点我](http://evil.example)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app/channels/wecom.py sends digest text as WeCom markdown without escaping: a "
-    "customer named like a markdown link or <font> tag is rendered, not shown literally",
-)
 @pytest.mark.usefixtures("wecom_owner")
 def test_wecom_markdown_digest_shows_markup_names_literally(
     engine: Engine, clock: FixedClock, shop: Shop, channel_settings: Settings,
@@ -286,3 +281,5 @@ def test_wecom_markdown_digest_shows_markup_names_literally(
     assert "点我" in markdown and "急" in markdown
     assert "](http://evil.example)" not in markdown
     assert '<font color="warning">' not in markdown
+    assert "［点我］(http://evil.example)" in markdown  # the name, as typed, in full-width
+    assert markdown.startswith("**")  # the title's own emphasis stays markdown

@@ -3,7 +3,10 @@
  * Plain JS, no build step, no external assets. Every piece of message text goes
  * into the page with textContent (never innerHTML): customer names are user input.
  *
- * Protocol: POST {api_url} {"text", "client_msg_id"} -> {"replies": [{"text"}]}.
+ * Protocol: POST {api_url} {"text", "client_msg_id"}
+ *   -> {"replies": [{"text"}], "images": [{"data_url", "alt", "filename"}]}.
+ * Images (report charts) are shown after the replies; only their alt text is kept in
+ * sessionStorage (a reload shows the text, "统计图" draws a fresh one).
  * The server is idempotent per client_msg_id, so a message is always retried with
  * the id it was first sent with (automatic retries, the "点此重试" marker, a reload
  * while it was still on its way).
@@ -29,7 +32,7 @@
   var inputEl = document.getElementById("chat-input");
   var sendEl = document.getElementById("send-button");
 
-  /* messages: {kind: "owner"|"bot"|"notice", text, ts, id?, status?, error?}
+  /* messages: {kind: "owner"|"bot"|"notice"|"image", text, ts, id?, status?, error?, src?}
    * owner status: "pending" | "sent" | "failed" | "rejected" */
   var messages = [];
   var ownerRows = {}; // client_msg_id -> row element
@@ -70,6 +73,10 @@
   function save() {
     try {
       var keep = messages.length > MAX_STORED ? messages.slice(-MAX_STORED) : messages;
+      // Pictures are large: keep their alt text only.
+      keep = keep.map(function (m) {
+        return m.kind === "image" ? { kind: "image", text: m.text, ts: m.ts } : m;
+      });
       window.sessionStorage.setItem(STORAGE_KEY, JSON.stringify(keep));
     } catch (e) {
       /* storage full or unavailable (private mode): the chat still works */
@@ -101,7 +108,7 @@
       if (!m || typeof m.text !== "string") {
         continue;
       }
-      if (m.kind !== "owner" && m.kind !== "bot" && m.kind !== "notice") {
+      if (m.kind !== "owner" && m.kind !== "bot" && m.kind !== "notice" && m.kind !== "image") {
         continue;
       }
       if (m.kind === "owner" && typeof m.id !== "string") {
@@ -174,6 +181,10 @@
       insert(n);
       return;
     }
+    if (m.kind === "image") {
+      renderImage(m);
+      return;
+    }
     var row = makeRow(m.kind);
     var bubble = document.createElement("div");
     bubble.className = "bubble";
@@ -186,6 +197,26 @@
       ownerRows[m.id] = row;
       updateOwnerRow(m);
     }
+  }
+
+  /* A picture from the bot; after a reload (no src kept) its alt text stands in. */
+  function renderImage(m) {
+    var row = makeRow("bot");
+    var bubble = document.createElement("div");
+    bubble.className = "bubble bubble-image";
+    bubble.setAttribute("data-testid", "msg-image");
+    if (typeof m.src === "string" && m.src.indexOf("data:image/png;base64,") === 0) {
+      var img = document.createElement("img");
+      img.className = "chat-image";
+      img.alt = m.text;
+      img.src = m.src;
+      img.addEventListener("load", scrollToBottom);
+      bubble.appendChild(img);
+    } else {
+      bubble.textContent = "🖼 " + m.text;
+    }
+    row.appendChild(bubble);
+    insert(row);
   }
 
   function updateOwnerRow(m) {
@@ -308,7 +339,15 @@
                   replies.push(text);
                 }
               }
-              return { ok: true, replies: replies };
+              var images = [];
+              var raw = Array.isArray(body.images) ? body.images : [];
+              for (var j = 0; j < raw.length; j++) {
+                var im = raw[j];
+                if (im && typeof im.data_url === "string" && typeof im.alt === "string") {
+                  images.push({ src: im.data_url, alt: im.alt });
+                }
+              }
+              return { ok: true, replies: replies, images: images };
             },
             function () {
               return { retry: true };
@@ -357,6 +396,10 @@
         save();
         for (var i = 0; i < result.replies.length; i++) {
           addMessage({ kind: "bot", text: result.replies[i], ts: Date.now() });
+        }
+        for (var k = 0; k < result.images.length; k++) {
+          var image = result.images[k];
+          addMessage({ kind: "image", text: image.alt, src: image.src, ts: Date.now() });
         }
       } else if (result.rejected) {
         m.status = "rejected";

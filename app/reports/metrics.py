@@ -1,0 +1,640 @@
+"""The owner's monthly report: churn, loss reasons, process, win-backs, money, the weekly list.
+
+Every figure is defined in docs/reports.md. Each is a handful of set-based queries for the
+shop — the owner's lost/recovered marks (few), GROUP BYs over follow-ups, a histogram of
+first-order dates from the per-customer summary — never a per-customer loop: the cost grows
+with the number of marks and contacts, not with the length of the order history.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import case, func
+from sqlalchemy import select as core_select
+from sqlalchemy.sql import ColumnElement
+from sqlmodel import Session, select
+
+from app.bot.when import month_end
+from app.clock import Clock, from_utc
+from app.customers.models import Customer, CustomerSummary
+from app.customers.service import DueCustomer, due_customers
+from app.events.models import Event
+from app.events.service import undone_among
+from app.orders.models import Order
+from app.outreach.models import FollowUp
+from app.outreach.service import policy_for
+from app.outreach.tiers import loss_reason_code, within_48h
+from app.reports.monthly import MonthSummary, month_of, month_summary
+from app.shops.models import Shop
+
+TREND_MONTHS = 12
+# Revenue a win-back brings is counted over this many days from the first order back (§7).
+REVENUE_WINDOW_DAYS = 90
+WEEKLY_TO_MESSAGE = 10
+WEEKLY_LAST_LOST = 5
+
+_EVENTS = Event.__table__  # type: ignore[attr-defined]
+# Table columns for the aggregate queries (plain Core: no ORM objects are built).
+_F = FollowUp.__table__.c  # type: ignore[attr-defined]
+_S = CustomerSummary.__table__.c  # type: ignore[attr-defined]
+_O = Order.__table__.c  # type: ignore[attr-defined]
+_C = Customer.__table__.c  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One live (not undone) lost/recovered mark the owner or an order recorded."""
+
+    customer_id: int
+    day: date  # the shop's local date
+    occurred_at: datetime
+    outcome: str  # "lost" | "recovered"
+    reason: str | None  # the owner's label (价格, 搬家/倒闭 …), lost marks only
+    unavoidable: bool  # moved away or closed down
+
+
+@dataclass(frozen=True)
+class ChurnMonth:
+    """One month of the churn trend."""
+
+    first_day: date
+    partial: bool  # this month, counted up to today
+    customers_at_start: int
+    lost: int
+    lost_unavoidable: int
+    recovered: int
+
+    @property
+    def lost_avoidable(self) -> int:
+        return self.lost - self.lost_unavoidable
+
+    @property
+    def churn_rate(self) -> float | None:
+        return self.lost / self.customers_at_start if self.customers_at_start else None
+
+    @property
+    def avoidable_rate(self) -> float | None:
+        n = self.customers_at_start
+        return self.lost_avoidable / n if n else None
+
+    @property
+    def unavoidable_rate(self) -> float | None:
+        n = self.customers_at_start
+        return self.lost_unavoidable / n if n else None
+
+
+@dataclass(frozen=True)
+class ReasonCount:
+    reason: str | None  # None: lost without a reason recorded
+    count: int
+    share: float  # of the customers lost in the period
+    unavoidable: bool
+
+
+@dataclass(frozen=True)
+class TierActivity:
+    """Follow-ups of one tier in the month: proposed by the digest, done (first contact)."""
+
+    tier: int
+    proposed: int
+    done: int
+
+
+@dataclass(frozen=True)
+class Process:
+    """Warnings raised in the month and how fast they were answered (target 48 h)."""
+
+    warnings: int
+    within_48h: int
+    late: int  # contacted, but after 48 h
+    waiting: int  # not contacted yet, still inside the 48 h
+    missed: int  # not contacted and the 48 h are over
+    tiers: list[TierActivity]
+
+    @property
+    def within_48h_rate(self) -> float | None:
+        due = self.warnings - self.waiting
+        return self.within_48h / due if due else None
+
+
+@dataclass(frozen=True)
+class WinBack:
+    """Of the follow-ups first contacted in the month (by tier, reason or template), how
+    many have been won back so far."""
+
+    key: str
+    contacted: int
+    recovered: int
+    cost_cents: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.recovered / self.contacted if self.contacted else None
+
+
+@dataclass(frozen=True)
+class Money:
+    """What the month's contacts cost and what the customers they won back brought."""
+
+    offer_cost_cents: int
+    recovered_customers: int
+    revenue_recovered_cents: int  # their orders in the 90 days from the first order back
+    clv_saved_cents: int  # their expected value over the next year, as assessed now
+
+    @property
+    def return_per_yuan(self) -> float | None:
+        """Revenue recovered per yuan of offers (680k / 80k = 8.5 in domain §7)."""
+        if not self.offer_cost_cents:
+            return None
+        return self.revenue_recovered_cents / self.offer_cost_cents
+
+
+@dataclass(frozen=True)
+class LostCustomer:
+    customer_id: int
+    name: str
+    lost_on: date
+    reason: str | None
+    unavoidable: bool
+    last_order_on: date | None
+    order_count: int
+    total_amount_cents: int
+
+
+@dataclass(frozen=True)
+class WeeklyList:
+    """The weekly habit (domain §8): ~10 to message now, the last 5 lost to look over."""
+
+    to_message: list[DueCustomer]
+    due_total: int
+    last_lost: list[LostCustomer]
+    common_reason: str | None  # a reason shared by at least two of the last lost
+
+    @property
+    def common_count(self) -> int:
+        return sum(1 for c in self.last_lost if c.reason == self.common_reason)
+
+
+@dataclass(frozen=True)
+class ShopReport:
+    """Everything the chat text, the chart and the dashboard show for one month."""
+
+    shop_name: str
+    today: date
+    summary: MonthSummary
+    trend: list[ChurnMonth]  # oldest first; the last one is the report's month
+    reasons_month: list[ReasonCount]
+    quarter: tuple[int, int]  # (year, quarter 1-4) containing the month
+    reasons_quarter: list[ReasonCount]
+    unmarked_lost: int  # past the engine's "lost" date in the month, not marked by the owner
+    process: Process
+    by_tier: list[WinBack]
+    by_reason: list[WinBack]
+    by_template: list[WinBack]
+    money: Money
+    weekly: WeeklyList | None  # only for the current month
+
+    @property
+    def month(self) -> ChurnMonth:
+        return self.trend[-1]
+
+    @property
+    def previous(self) -> ChurnMonth | None:
+        return self.trend[-2] if len(self.trend) > 1 else None
+
+
+def _utc_start(day: date, tz: ZoneInfo) -> datetime:
+    return datetime.combine(day, datetime.min.time(), tzinfo=tz).astimezone(UTC)
+
+
+def read_marks(session: Session, shop: Shop, *, until: datetime) -> list[Mark]:
+    """The shop's live lost/recovered marks before `until`, oldest first (one query)."""
+    assert shop.id is not None
+    tz = ZoneInfo(shop.timezone)
+    rows = (
+        session.connection()
+        .execute(
+            core_select(_EVENTS.c.id, _EVENTS.c.customer_id, _EVENTS.c.occurred_at, _EVENTS.c.data)
+            .where(
+                _EVENTS.c.shop_id == shop.id,
+                _EVENTS.c.kind == "outcome",
+                _EVENTS.c.customer_id.is_not(None),
+                _EVENTS.c.occurred_at < until,
+            )
+            .order_by(_EVENTS.c.occurred_at, _EVENTS.c.id)
+        )
+        .all()
+    )
+    undone = undone_among(session, shop.id, [int(r.id) for r in rows])
+    marks: list[Mark] = []
+    for row in rows:
+        data = row.data or {}
+        outcome = data.get("outcome")
+        if row.id in undone or outcome not in ("lost", "recovered"):
+            continue
+        moment = from_utc(row.occurred_at)
+        reason = str(data["reason"]) if outcome == "lost" and data.get("reason") else None
+        marks.append(
+            Mark(
+                customer_id=int(row.customer_id),
+                day=moment.astimezone(tz).date(),
+                occurred_at=moment,
+                outcome=str(outcome),
+                reason=reason,
+                unavoidable=outcome == "lost"
+                and (bool(data.get("unavoidable")) or loss_reason_code(reason) == "moved"),
+            )
+        )
+    return marks
+
+
+def _latest(marks: Iterable[Mark]) -> dict[int, Mark]:
+    latest: dict[int, Mark] = {}
+    for mark in marks:  # oldest first: the last one seen wins
+        latest[mark.customer_id] = mark
+    return latest
+
+
+def _reasons(lost: Sequence[Mark]) -> list[ReasonCount]:
+    counts = Counter((m.reason, m.unavoidable) for m in lost)
+    total = len(lost)
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0][0] is None, kv[0][0] or ""))
+    return [
+        ReasonCount(reason=reason, count=n, share=n / total, unavoidable=unavoidable)
+        for (reason, unavoidable), n in ordered
+    ]
+
+
+def _lost_between(marks: Sequence[Mark], first: date, last: date) -> list[Mark]:
+    """Customers whose latest mark in [first, last] is "lost" (each counted once)."""
+    latest = _latest(m for m in marks if first <= m.day <= last)
+    return [m for m in latest.values() if m.outcome == "lost"]
+
+
+def churn_trend(
+    session: Session, shop: Shop, marks: Sequence[Mark], months: Sequence[date], today: date
+) -> list[ChurnMonth]:
+    """Lost in each month / customers at its start, for consecutive `months` (first days)."""
+    assert shop.id is not None
+    # How many customers had their first order on each day: a histogram, not 10,000 rows.
+    histogram = sorted(
+        (day, int(n))
+        for day, n in session.connection().execute(
+            core_select(_S.first_order_on, func.count())
+            .where(
+                _S.shop_id == shop.id,
+                _S.first_order_on.is_not(None),
+            )
+            .group_by(_S.first_order_on)
+        )
+    )
+    days = [d for d, _ in histogram]
+    cumulative = [0]
+    for _, n in histogram:
+        cumulative.append(cumulative[-1] + n)
+    marked = {m.customer_id for m in marks}
+    first_order: dict[int, date] = {}
+    if marked:
+        marked_subquery = (
+            core_select(_EVENTS.c.customer_id)
+            .where(_EVENTS.c.shop_id == shop.id, _EVENTS.c.kind == "outcome")
+            .scalar_subquery()
+        )
+        for cid, day in session.connection().execute(
+            core_select(_S.customer_id, _S.first_order_on).where(
+                _S.shop_id == shop.id,
+                _S.customer_id.in_(marked_subquery),
+                _S.first_order_on.is_not(None),
+            )
+        ):
+            first_order[int(cid)] = day
+    trend: list[ChurnMonth] = []
+    state: dict[int, str] = {}  # customer -> outcome of their latest mark so far
+    position = 0
+    for first_day in months:
+        while position < len(marks) and marks[position].day < first_day:
+            state[marks[position].customer_id] = marks[position].outcome
+            position += 1
+        ordered_before = cumulative[bisect.bisect_left(days, first_day)]
+        lost_before = sum(
+            1
+            for cid, outcome in state.items()
+            if outcome == "lost" and cid in first_order and first_order[cid] < first_day
+        )
+        last_day = month_end(first_day)
+        in_month: list[Mark] = []
+        while position < len(marks) and marks[position].day <= last_day:
+            in_month.append(marks[position])
+            position += 1
+        latest = _latest(in_month)
+        lost = [m for m in latest.values() if m.outcome == "lost"]
+        trend.append(
+            ChurnMonth(
+                first_day=first_day,
+                partial=last_day >= today,
+                customers_at_start=ordered_before - lost_before,
+                lost=len(lost),
+                lost_unavoidable=sum(1 for m in lost if m.unavoidable),
+                recovered=sum(1 for m in latest.values() if m.outcome == "recovered"),
+            )
+        )
+        for mark in in_month:
+            state[mark.customer_id] = mark.outcome
+    return trend
+
+
+def _process(
+    session: Session,
+    shop: Shop,
+    first: date,
+    last: date,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    hours: int,
+) -> Process:
+    episodes = (
+        session.connection()
+        .execute(
+            core_select(
+                _F.customer_id,
+                _F.warning_on,
+                func.min(_F.first_contact_at),
+            )
+            .where(
+                _F.shop_id == shop.id,
+                _F.tier > 0,
+                _F.warning_on >= first,
+                _F.warning_on <= last,
+            )
+            .group_by(_F.customer_id, _F.warning_on)
+        )
+        .all()
+    )
+    on_time = late = waiting = missed = 0
+    for _, warning_on, contact in episodes:
+        contacted = from_utc(contact) if contact is not None else None
+        in_time = within_48h(warning_on, contacted, now, hours=hours)
+        if contacted is not None:
+            on_time, late = (on_time + 1, late) if in_time else (on_time, late + 1)
+        elif in_time:
+            waiting += 1
+        else:
+            missed += 1
+    proposed: dict[int, int] = dict(
+        session.connection()
+        .execute(
+            core_select(_F.tier, func.count())
+            .where(
+                _F.shop_id == shop.id,
+                _F.created_on >= first,
+                _F.created_on <= last,
+            )
+            .group_by(_F.tier)
+        )
+        .all()
+    )
+    done: dict[int, int] = dict(
+        session.connection()
+        .execute(
+            core_select(_F.tier, func.count())
+            .where(
+                _F.shop_id == shop.id,
+                _F.first_contact_at >= start,
+                _F.first_contact_at < end,
+            )
+            .group_by(_F.tier)
+        )
+        .all()
+    )
+    tiers = [
+        TierActivity(tier=t, proposed=int(proposed.get(t, 0)), done=int(done.get(t, 0)))
+        for t in (1, 2, 3, 0)
+        if proposed.get(t) or done.get(t)
+    ]
+    return Process(
+        warnings=len(episodes),
+        within_48h=on_time,
+        late=late,
+        waiting=waiting,
+        missed=missed,
+        tiers=tiers,
+    )
+
+
+def _contacted_in(session: Session, shop: Shop, start: datetime, end: datetime) -> list[Any]:
+    """The month's cohort: follow-ups (tiers 1-3) whose first contact fell in the month."""
+    return [
+        _F.shop_id == shop.id,
+        _F.tier > 0,
+        _F.first_contact_at >= start,
+        _F.first_contact_at < end,
+    ]
+
+
+def _winback(
+    session: Session, cohort: list[Any], key: ColumnElement[Any] | Any, *, unknown: str = ""
+) -> list[WinBack]:
+    recovered = func.sum(case((_F.outcome == "recovered", 1), else_=0))
+    rows = (
+        session.connection()
+        .execute(
+            core_select(key, func.count(), recovered, func.sum(_F.cost_cents))
+            .where(*cohort)
+            .group_by(key)
+        )
+        .all()
+    )
+    out = [
+        WinBack(
+            key=unknown if k is None else str(k),
+            contacted=int(n),
+            recovered=int(r or 0),
+            cost_cents=int(c or 0),
+        )
+        for k, n, r, c in rows
+    ]
+    return sorted(out, key=lambda w: (-w.contacted, w.key))
+
+
+def _money(session: Session, shop: Shop, cohort: list[Any], tz: ZoneInfo, today: date) -> Money:
+    cost = (
+        session.connection()
+        .execute(core_select(func.coalesce(func.sum(_F.cost_cents), 0)).where(*cohort))
+        .scalar_one()
+    )
+    recovered = (
+        session.connection()
+        .execute(
+            core_select(
+                _F.customer_id,
+                _F.outcome_at,
+                _O.order_date,
+                _S.clv_cents,
+            )
+            .select_from(FollowUp)
+            .outerjoin(Order, _O.id == _F.recovered_order_id)
+            .outerjoin(CustomerSummary, _S.customer_id == _F.customer_id)
+            .where(*cohort, _F.outcome == "recovered")
+        )
+        .all()
+    )
+    # The first day back per customer (a recovery without an order dates from its record).
+    back_on: dict[int, date] = {}
+    clv: dict[int, int] = {}
+    for cid, outcome_at, order_date, clv_cents in recovered:
+        day = order_date or (from_utc(outcome_at).astimezone(tz).date() if outcome_at else today)
+        back_on[int(cid)] = min(day, back_on.get(int(cid), day))
+        clv[int(cid)] = int(clv_cents or 0)
+    revenue = 0
+    if back_on:
+        for cid, order_date, amount in session.connection().execute(
+            core_select(_O.customer_id, _O.order_date, _O.amount_cents).where(
+                _O.shop_id == shop.id,
+                _O.customer_id.in_(list(back_on)),
+                _O.order_date >= min(back_on.values()),
+            )
+        ):
+            start = back_on[int(cid)]
+            if start <= order_date < start + timedelta(days=REVENUE_WINDOW_DAYS):
+                revenue += int(amount or 0)
+    return Money(
+        offer_cost_cents=int(cost or 0),
+        recovered_customers=len(back_on),
+        revenue_recovered_cents=revenue,
+        clv_saved_cents=sum(clv.values()),
+    )
+
+
+def weekly_list(
+    *,
+    session: Session,
+    shop: Shop,
+    today: date,
+    marks: Sequence[Mark] | None = None,
+) -> WeeklyList:
+    """~10 customers to message now (most at stake first) and the last 5 lost."""
+    due = due_customers(session=session, shop=shop, today=today)
+    worth = [d for d in due if d.customer.value_class != "D"]  # D: never chased (domain §3)
+    if marks is None:
+        # Up to the end of today (a mark recorded this very second counts).
+        until = _utc_start(today + timedelta(days=1), ZoneInfo(shop.timezone))
+        marks = read_marks(session, shop, until=until)
+    latest = _latest(marks)  # still lost = their latest mark ever is "lost"
+    lost = sorted(
+        (m for m in latest.values() if m.outcome == "lost"),
+        key=lambda m: (m.occurred_at, m.customer_id),
+        reverse=True,
+    )[:WEEKLY_LAST_LOST]
+    people: dict[int, tuple[Customer, CustomerSummary | None]] = {}
+    if lost:
+        for customer, summary in session.exec(
+            select(Customer, CustomerSummary)
+            .outerjoin(CustomerSummary, _S.customer_id == _C.id)
+            .where(
+                _C.shop_id == shop.id,
+                _C.id.in_([m.customer_id for m in lost]),
+            )
+        ):
+            assert customer.id is not None
+            people[customer.id] = (customer, summary)
+    last_lost = []
+    for mark in lost:
+        if mark.customer_id not in people:
+            continue
+        customer, found = people[mark.customer_id]
+        last_lost.append(
+            LostCustomer(
+                customer_id=mark.customer_id,
+                name=customer.name,
+                lost_on=mark.day,
+                reason=mark.reason,
+                unavoidable=mark.unavoidable,
+                last_order_on=found.last_order_on if found else None,
+                order_count=found.order_count if found else 0,
+                total_amount_cents=found.total_amount_cents if found else 0,
+            )
+        )
+    counts = Counter(c.reason for c in last_lost if c.reason)
+    common = counts.most_common(1)
+    return WeeklyList(
+        to_message=worth[:WEEKLY_TO_MESSAGE],
+        due_total=len(worth),
+        last_lost=last_lost,
+        common_reason=common[0][0] if common and common[0][1] >= 2 else None,
+    )
+
+
+def quarter_of(day: date) -> tuple[int, int, date]:
+    """(year, quarter, first day of the quarter) for a date."""
+    q = (day.month - 1) // 3
+    return day.year, q + 1, date(day.year, 3 * q + 1, 1)
+
+
+def build_report(
+    *, session: Session, shop: Shop, first_day: date, clock: Clock, with_weekly: bool = True
+) -> ShopReport:
+    """The report for the month starting `first_day` (up to today when it is this month)."""
+    assert shop.id is not None
+    tz = ZoneInfo(shop.timezone)
+    now = clock.now().astimezone(tz)
+    today = now.date()
+    first_day = first_day.replace(day=1)
+    last_day = month_end(first_day)
+    start, end = _utc_start(first_day, tz), _utc_start(last_day + timedelta(days=1), tz)
+    summary = month_summary(session=session, shop=shop, first_day=first_day, today=today)
+    # Everything up to the month's end: for this month, all marks so far (none are later).
+    marks = read_marks(session, shop, until=end)
+    months = [month_of(first_day, back) for back in range(TREND_MONTHS - 1, -1, -1)]
+    trend = churn_trend(session, shop, marks, months, today)
+    year, quarter, quarter_first = quarter_of(first_day)
+    unmarked = (
+        session.connection()
+        .execute(
+            core_select(func.count())
+            .select_from(CustomerSummary)
+            .join(Customer, _C.id == _S.customer_id)
+            .where(
+                _S.shop_id == shop.id,
+                _S.lost_on >= first_day,
+                _S.lost_on <= min(last_day, today),
+                _C.status.not_in(("lost", "forgotten")),
+            )
+        )
+        .scalar_one()
+    )
+    cohort = _contacted_in(session, shop, start, end)
+    return ShopReport(
+        shop_name=shop.name,
+        today=today,
+        summary=summary,
+        trend=trend,
+        reasons_month=_reasons(_lost_between(marks, first_day, last_day)),
+        quarter=(year, quarter),
+        reasons_quarter=_reasons(_lost_between(marks, quarter_first, last_day)),
+        unmarked_lost=int(unmarked or 0),
+        process=_process(
+            session,
+            shop,
+            first_day,
+            last_day,
+            start,
+            end,
+            now,
+            policy_for(shop).respond_within_hours,
+        ),
+        by_tier=sorted(_winback(session, cohort, _F.tier), key=lambda w: int(w.key)),
+        by_reason=_winback(session, cohort, _F.outcome_reason, unknown="unknown"),
+        by_template=_winback(session, cohort, _F.template),
+        money=_money(session, shop, cohort, tz, today),
+        weekly=weekly_list(session=session, shop=shop, today=today, marks=marks)
+        if with_weekly and first_day <= today <= last_day
+        else None,
+    )
