@@ -312,6 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "HUITOU_WECOM_TOKEN": side.token,
             "HUITOU_WECOM_AES_KEY": side.aes_key,
             "HUITOU_WECOM_AGENT_ID": AGENT_ID,
+            # One simulated owner sends far faster than a person: lift the per-sender limit.
+            "HUITOU_CALLBACK_SENDER_BURST": "100000",
+            "HUITOU_CALLBACK_SENDER_PER_MINUTE": "100000",
         }
         server = start_server(env, workers=args.workers)
 

@@ -40,7 +40,7 @@ from app.customers.service import (
     CustomerError,
     create_customer,
     customer_card,
-    due_customers,
+    due_list,
     mask_phone,
 )
 from app.orders.models import Order
@@ -74,7 +74,7 @@ ITEM_ACTIONS = ("order", "tickets_buy", "tickets_use", "deposit", "deposit_retur
     writes=False,
 )
 def followups(ctx: BotContext, intent: Intent) -> list[str]:
-    due = due_customers(session=ctx.session, shop=ctx.shop, today=ctx.today)
+    due = due_list(session=ctx.session, shop=ctx.shop, today=ctx.today)
     return [
         ctx.render(
             "followups",
@@ -779,6 +779,9 @@ def choice(ctx: BotContext, intent: Intent) -> list[str]:
         return [ctx.render("no_pending")]
     payload = question.payload
     number = intent.number or 0
+    answer = pending.answerer(question.kind)
+    if answer is not None:
+        return answer(ctx, payload, number)
     if question.kind == "create_for_item":
         if number != 1:
             pending.ask(ctx, question.kind, payload)

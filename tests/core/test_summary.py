@@ -203,3 +203,30 @@ def test_concurrent_orders_for_one_customer_all_count(engine: Engine, clock: Fix
     with read_session(engine) as session:
         dates = session.exec(select(Order.order_date).order_by(col(Order.order_date))).all()
     assert s.last_order_on == max(dates)
+
+
+def test_the_chat_list_is_the_due_query_in_the_same_order(
+    engine: Engine, clock: FixedClock, demo_shop: Shop
+) -> None:
+    """今天该跟进谁 reads plain rows (due_list); it must list whom due_customers lists, in its
+    order, with the same figures, on every day of a month (stages move day by day)."""
+    from datetime import timedelta
+
+    from app.customers.service import due_list
+
+    with read_session(engine) as s:
+        checked = 0
+        for offset in range(0, 30, 3):
+            day = TEST_TODAY + timedelta(days=offset)
+            full = due_customers(session=s, shop=demo_shop, today=day)
+            lean = due_list(session=s, shop=demo_shop, today=day)
+            assert [(d.customer.id, d.customer.name, d.stage, d.days_since_last, d.reason)
+                    for d in full] == [
+                (d.customer.id, d.customer.name, d.stage, d.days_since_last, d.reason)
+                for d in lean
+            ]  # fmt: skip
+            assert [d.expected_interval_days for d in full] == [
+                d.expected_interval_days for d in lean
+            ]
+            checked += len(full)
+        assert checked > 50
