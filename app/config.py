@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     # Set: safe mode (AES). Empty: plain mode (signature only).
     wechat_aes_key: str = ""
     wechat_api_base: str = "https://api.weixin.qq.com"
+    # Verified service accounts only: a template message (the approved template's id) sends
+    # the digest when the 48-hour customer-service window is closed (45015), before SMS.
+    # Empty: straight to SMS. Fields: template keyword = value, comma-separated; values:
+    # title (今天该跟进 3 位), count, names (王姐、老李…), date (6月17日), shop, hint.
+    # Keywords named thing* are cut to WeChat's 20 characters.
+    wechat_template_id: str = ""
+    wechat_template_fields: str = "first=title,keyword1=names,keyword2=date,remark=hint"
     # Seconds the Official Account callback waits for the bot before answering "success"
     # and sending the reply later through the customer-service API (WeChat allows 5).
     wechat_reply_budget_seconds: float = 4.0
@@ -72,7 +79,9 @@ class Settings(BaseSettings):
     # (one GIL): a few threads take requests in arrival order, where many would share the
     # CPU among all of them and stretch every reply (measured: docs/channels.md).
     channel_threads: int = 4
-    # SMS: "tencent" (TC3-HMAC-SHA256 signed SendSms) or empty (off).
+    # SMS: "tencent" (TC3-HMAC-SHA256 signed SendSms), "aliyun" (ACS3-HMAC-SHA256 signed
+    # SendSms) or empty (off). secret_id / secret_key: Tencent's SecretId / SecretKey, or
+    # Aliyun's AccessKey ID / AccessKey secret.
     sms_provider: str = ""
     sms_secret_id: str = ""
     sms_secret_key: str = ""
@@ -84,6 +93,7 @@ class Settings(BaseSettings):
     sms_digest_template_id: str = ""
     # Tier-1 outreach to a customer without WeChat: {1} = shop name (owner-confirmed).
     sms_outreach_template_id: str = ""
+    # Left at this default with provider "aliyun": https://dysmsapi.aliyuncs.com.
     sms_api_base: str = "https://sms.tencentcloudapi.com"
     # Per phone number: at most this many texts per rolling hour and per rolling day.
     sms_max_per_hour: int = 1
@@ -91,6 +101,9 @@ class Settings(BaseSettings):
     # Secret path segment of the SMS reply callback (/sms/reply/<token>) where the provider
     # posts customers' replies, so opt-out words (退订, TD) are honoured. Empty: no endpoint.
     sms_callback_token: str = ""
+    # Seconds between rounds of the sender of owner-confirmed texts (发短信); it is also
+    # woken as soon as a confirmation commits (app/channels/sms_queue.py).
+    sms_queue_seconds: float = 5.0
     # Seconds either side of "now" a signed callback's timestamp may be (replay window).
     callback_window_seconds: int = 300
     # Largest callback body accepted, in bytes.
@@ -131,7 +144,8 @@ class Settings(BaseSettings):
             self.sms_provider
             and self.sms_secret_id
             and self.sms_secret_key
-            and self.sms_sdk_app_id
+            # Tencent needs its SmsSdkAppId; Aliyun has none.
+            and (self.sms_sdk_app_id or self.sms_provider.strip().lower() == "aliyun")
             and self.sms_sign_name
         )
 

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
-from app.channels.webhooks import log_configured_channels, spool_drainer
+from app.channels.webhooks import log_configured_channels, sms_queue_sender, spool_drainer
 from app.channels.webhooks import router as channel_router
 from app.clock import Clock, clock_for
 from app.config import Settings, get_settings
@@ -65,10 +65,17 @@ def create_app(
         if drainer is not None:
             drainer.start()
         app.state.spool_drainer = drainer
+        # Owner-confirmed texts (发短信) are sent here, outside the bot's transaction.
+        sms_sender = sms_queue_sender(app.state)
+        if sms_sender is not None:
+            sms_sender.start()
+        app.state.sms_sender = sms_sender
         _freeze_startup_objects()
         try:
             yield
         finally:
+            if sms_sender is not None:
+                sms_sender.stop()
             if drainer is not None:
                 drainer.stop()
             if scheduler is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from sqlmodel import col, select
 
@@ -16,15 +16,9 @@ from app.outreach.outcomes import OutcomeError, add_offer_cost, apply_choice, co
 REPLY_WINDOW_DAYS = 7
 
 
-@registry.command(
-    "digest_reply",
-    summary="按早上提醒里的编号记跟进结果:已发/回复了/没回/冷淡/打了/已挽回/流失 原因;"
-    "送了优惠就带上花费,如“3 上门了 送券20元”“3 花了30元”",
-    example="1 已发",
-)
-def digest_reply(ctx: BotContext, intent: Intent) -> list[str]:
-    number = intent.number or 0
-    latest = ctx.session.exec(
+def latest_digest(ctx: BotContext) -> tuple[DigestDelivery, date] | None:
+    """The sender's latest digest within the reply window, and its day."""
+    row = ctx.session.exec(
         select(DigestDelivery, col(DigestRun.run_date))
         .join(DigestRun, col(DigestRun.id) == col(DigestDelivery.run_id))
         .where(
@@ -35,6 +29,18 @@ def digest_reply(ctx: BotContext, intent: Intent) -> list[str]:
         .order_by(col(DigestRun.run_date).desc())
         .limit(1)
     ).first()
+    return None if row is None else (row[0], row[1])
+
+
+@registry.command(
+    "digest_reply",
+    summary="按早上提醒里的编号记跟进结果:已发/回复了/没回/冷淡/打了/已挽回/流失 原因;"
+    "送了优惠就带上花费,如“3 上门了 送券20元”“3 花了30元”",
+    example="1 已发",
+)
+def digest_reply(ctx: BotContext, intent: Intent) -> list[str]:
+    number = intent.number or 0
+    latest = latest_digest(ctx)
     if latest is None:
         return [ctx.render("digest_reply_no_digest")]
     delivery, run_date = latest

@@ -613,6 +613,8 @@ DIGEST_OUTCOME_WORDS: dict[str, str] = {
     **dict.fromkeys(("上门了", "去过了", "已上门", "拜访了", "给了优惠"), "visited"),
     **dict.fromkeys(("已挽回", "挽回了", "回来了", "又订了"), "recovered"),
     **dict.fromkeys(("流失", "丢了", "不订了", "不来了"), "lost"),
+    # Not an outcome yet: asks the bot to text the customer (app/bot/sms_commands.py).
+    **dict.fromkeys(("发短信", "发个短信", "短信问候"), "sms"),
 }
 
 
@@ -653,7 +655,8 @@ def _numbered_reply(clean: str, vocab: Vocabulary) -> Intent | None:
                 fields["reason"] = loss_reason_code(label) or "other"
             elif outcome == "lost":
                 fields["reason"] = None
-            return Intent(kind="digest_reply", text=clean, number=number, fields=fields)
+            kind = "sms_outreach" if outcome == "sms" else "digest_reply"
+            return Intent(kind=kind, text=clean, number=number, fields=fields)
     only = _COST_ONLY.match(rest)
     if only is not None:
         fields = {"outcome": "cost", "cost_cents": _cost_cents(only), "text": rest}

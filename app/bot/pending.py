@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -9,6 +10,25 @@ from sqlalchemy import bindparam, delete
 
 from app.bot.context import BotContext
 from app.channels.models import PendingQuestion
+
+# (ctx, the question's payload, the number chosen) -> replies: answers to question kinds
+# asked outside commands.py (e.g. "sms_confirm"), looked up by commands.choice.
+Answerer = Callable[[BotContext, dict[str, Any], int], list[str]]
+_ANSWERERS: dict[str, Answerer] = {}
+
+
+def answers(kind: str) -> Callable[[Answerer], Answerer]:
+    """Register the decorated function as the answer to questions of `kind`."""
+
+    def decorate(answer: Answerer) -> Answerer:
+        _ANSWERERS[kind] = answer
+        return answer
+
+    return decorate
+
+
+def answerer(kind: str) -> Answerer | None:
+    return _ANSWERERS.get(kind)
 
 
 def ask(ctx: BotContext, kind: str, payload: dict[str, Any]) -> None:

@@ -120,7 +120,6 @@ def answer_from(
     return _settle(engine, delivery, outcome, clock, templates_dir, pending_ttl_seconds)
 
 
-
 def _context(
     session: Session,
     delivery: Delivery,

@@ -43,6 +43,9 @@ class PushMessage:
     title: str
     text: str
     items: tuple[PushItem, ...] = field(default=())
+    # The signed link to the person's full list, when the sender has one apart from the text
+    # (channels that show one link, e.g. an Official Account template message, use it).
+    url: str | None = None
 
 
 @dataclass(frozen=True)

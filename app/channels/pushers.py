@@ -19,7 +19,7 @@ def pushers_from_settings(
     backoff_seconds: float = 0.2,
 ) -> list[Pusher]:
     """WeCom, then the Official Account, then SMS: only those configured to push."""
-    from app.channels.sms import SmsPusher, TencentSms
+    from app.channels.sms import SmsPusher, sms_client
     from app.channels.wechat import OfficialAccountClient, OfficialAccountPusher
     from app.channels.wecom import WeComClient, WeComPusher
 
@@ -35,5 +35,5 @@ def pushers_from_settings(
             OfficialAccountPusher(client=OfficialAccountClient(**common), engine=engine)  # type: ignore[arg-type]
         )
     if settings.sms_configured and settings.sms_digest_template_id:
-        pushers.append(SmsPusher(sms=TencentSms(**common), engine=engine))  # type: ignore[arg-type]
+        pushers.append(SmsPusher(sms=sms_client(**common), engine=engine))  # type: ignore[arg-type]
     return pushers

@@ -1,4 +1,5 @@
-"""SMS through Tencent Cloud (SendSms, TC3-HMAC-SHA256 signed with hmac/hashlib and httpx).
+"""SMS through Tencent Cloud (SendSms, TC3-HMAC-SHA256) or Aliyun (SendSms, ACS3-HMAC-SHA256),
+signed with hmac/hashlib and sent with httpx (HUITOU_SMS_PROVIDER = tencent | aliyun).
 
 Two uses: the digest notice to an owner's phone when no WeChat push is possible, and an
 owner-confirmed tier-1 text to a customer who has no WeChat. Every text is logged in
@@ -14,9 +15,10 @@ import hmac
 import json
 import logging
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 from fastapi import APIRouter, Request
@@ -40,6 +42,12 @@ SERVICE = "sms"
 ACTION = "SendSms"
 VERSION = "2021-01-11"
 CONTENT_TYPE = "application/json; charset=utf-8"
+TENCENT_API_BASE = "https://sms.tencentcloudapi.com"
+ALIYUN_API_BASE = "https://dysmsapi.aliyuncs.com"
+ALIYUN_VERSION = "2017-05-25"
+ACS3 = "ACS3-HMAC-SHA256"
+# Aliyun templates name their variables: what each purpose's params are called, in order.
+ALIYUN_PARAM_NAMES: dict[str, tuple[str, ...]] = {"digest": ("count",), "outreach": ("shop",)}
 # What a customer replies to stop texts (the carriers' conventions and plain Chinese).
 OPT_OUT_WORDS = frozenset({"TD", "T", "N", "退订", "退", "取消", "不要再发", "别发了", "STOP"})
 _PHONE = re.compile(r"^(?:\+?86)?(1\d{10})$")
@@ -108,8 +116,14 @@ def is_opt_out(text: str) -> bool:
     return words in OPT_OUT_WORDS or "退订" in words
 
 
-class TencentSms:
-    """Sends approved-template texts, once per key, within per-number limits."""
+class SmsClient:
+    """Sends approved-template texts, once per key, within per-number limits.
+
+    What every provider shares: the `sms_message` log and its idempotency key, opt-outs,
+    per-number limits. A provider implements `_deliver` (one signed SendSms call).
+    """
+
+    provider = ""
 
     def __init__(
         self,
@@ -195,6 +209,32 @@ class TencentSms:
             params=params,
         ):  # fmt: skip
             return PushReceipt(channel=CHANNEL, accepted=True, duplicate=True)
+        try:
+            ref = self._deliver(
+                key=key, number=number, purpose=purpose, template_id=template_id, params=params
+            )
+        except PushError as exc:
+            self._finish(key, status="failed", error=str(exc))
+            raise
+        self._finish(key, status="sent", ref=ref)
+        return PushReceipt(channel=CHANNEL, accepted=True, detail=number[-4:])
+
+    def _deliver(
+        self, *, key: str, number: str, purpose: str, template_id: str, params: list[str]
+    ) -> str | None:
+        """One provider call; the provider's reference, or PushError (PushUnavailable when
+        this number cannot be texted through this provider now)."""
+        raise NotImplementedError
+
+
+class TencentSms(SmsClient):
+    """Tencent Cloud SendSms (API 3.0, TC3-HMAC-SHA256); templates take positional {1}, {2}."""
+
+    provider = "tencent"
+
+    def _deliver(
+        self, *, key: str, number: str, purpose: str, template_id: str, params: list[str]
+    ) -> str | None:
         payload = json.dumps(
             {
                 "PhoneNumberSet": [number],
@@ -206,23 +246,17 @@ class TencentSms:
             },
             ensure_ascii=False,
         ).encode()
-        try:
-            body = self._post(payload)
-        except PushError as exc:
-            self._finish(key, status="failed", error=str(exc))
-            raise
+        body = self._post(payload)
         response: dict[str, Any] = body.get("Response") or {}
         error = response.get("Error")
         statuses = response.get("SendStatusSet") or [{}]
         code = str(error.get("Code", "")) if error else str(statuses[0].get("Code", ""))
         if code != "Ok":
             message = f"{code} {(error or statuses[0]).get('Message', '')}"
-            self._finish(key, status="failed", error=message)
             if code.startswith(("LimitExceeded", "FailedOperation.PhoneNumberInBlacklist")):
                 raise PushUnavailable(message)
             raise PushError(message)
-        self._finish(key, status="sent", ref=str(statuses[0].get("SerialNo", "")) or None)
-        return PushReceipt(channel=CHANNEL, accepted=True, detail=number[-4:])
+        return str(statuses[0].get("SerialNo", "")) or None
 
     def _post(self, payload: bytes) -> dict[str, Any]:
         base = self.settings.sms_api_base.rstrip("/")
@@ -250,12 +284,136 @@ class TencentSms:
         )  # fmt: skip
 
 
+def acs3_authorization(
+    *,
+    access_key_id: str,
+    access_key_secret: str,
+    method: str,
+    path: str,
+    query: dict[str, str],
+    headers: dict[str, str],
+    payload: bytes,
+) -> tuple[str, str]:
+    """Aliyun's V3 signature: (the canonical query string, the Authorization header).
+
+    `headers` are the ones to sign (host, the x-acs-* headers, content-type if any), with
+    x-acs-content-sha256 already set to the payload's hex SHA-256.
+    """
+    canonical_query = "&".join(
+        f"{_acs_encode(k)}={_acs_encode(v)}" for k, v in sorted(query.items())
+    )
+    lowered = sorted((k.lower(), v.strip()) for k, v in headers.items())
+    canonical_headers = "".join(f"{k}:{v}\n" for k, v in lowered)
+    signed_headers = ";".join(k for k, _ in lowered)
+    canonical_request = "\n".join(
+        (
+            method,
+            path,
+            canonical_query,
+            canonical_headers,
+            signed_headers,
+            hashlib.sha256(payload).hexdigest(),
+        )
+    )
+    string_to_sign = f"{ACS3}\n{hashlib.sha256(canonical_request.encode()).hexdigest()}"
+    signature = hmac.new(
+        access_key_secret.encode(), string_to_sign.encode(), hashlib.sha256
+    ).hexdigest()
+    return canonical_query, (
+        f"{ACS3} Credential={access_key_id},SignedHeaders={signed_headers},Signature={signature}"
+    )
+
+
+def _acs_encode(value: str) -> str:
+    # RFC 3986: unreserved characters stay, everything else %XX of its UTF-8 bytes.
+    return quote(value, safe="-_.~")
+
+
+class AliyunSms(SmsClient):
+    """Aliyun (dysmsapi) SendSms, V3 signature; templates take named ${...} variables.
+
+    The digest template's variable is ${count}, the outreach template's ${shop}
+    (ALIYUN_PARAM_NAMES); the link lives in the approved template text, as with Tencent.
+    """
+
+    provider = "aliyun"
+
+    def _deliver(
+        self, *, key: str, number: str, purpose: str, template_id: str, params: list[str]
+    ) -> str | None:
+        names = ALIYUN_PARAM_NAMES.get(purpose, ())
+        named = {
+            (names[i] if i < len(names) else f"p{i + 1}"): value for i, value in enumerate(params)
+        }
+        query = {
+            "PhoneNumbers": number.removeprefix("+86"),
+            "SignName": self.settings.sms_sign_name,
+            "TemplateCode": template_id,
+            "TemplateParam": json.dumps(named, ensure_ascii=False, separators=(",", ":")),
+            "OutId": key[:256],
+        }
+        body = self._post(query)
+        code = str(body.get("Code", ""))
+        if code != "OK":
+            message = f"{code} {body.get('Message', '')}"
+            if "LIMIT_CONTROL" in code or code == "isv.MOBILE_NUMBER_ILLEGAL":
+                raise PushUnavailable(message)
+            raise PushError(message)
+        return str(body.get("BizId", "")) or None
+
+    def _post(self, query: dict[str, str]) -> dict[str, Any]:
+        base = self.settings.sms_api_base.rstrip("/")
+        if base == TENCENT_API_BASE:  # the setting's default is Tencent's endpoint
+            base = ALIYUN_API_BASE
+        payload = b""
+        headers = {
+            "host": urlsplit(base).netloc,
+            "x-acs-action": ACTION,
+            "x-acs-version": ALIYUN_VERSION,
+            "x-acs-date": self.clock.now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "x-acs-signature-nonce": uuid.uuid4().hex,
+            "x-acs-content-sha256": hashlib.sha256(payload).hexdigest(),
+        }
+        canonical_query, authorization = acs3_authorization(
+            access_key_id=self.settings.sms_secret_id,
+            access_key_secret=self.settings.sms_secret_key,
+            method="POST",
+            path="/",
+            query=query,
+            headers=headers,
+            payload=payload,
+        )
+        return request_json(
+            self.http, "POST", f"{base}/?{canonical_query}", content=payload,
+            headers={**headers, "Authorization": authorization},
+            backoff_seconds=self.backoff_seconds,
+        )  # fmt: skip
+
+
+def sms_client(
+    *,
+    settings: Settings,
+    engine: Engine,
+    clock: Clock,
+    http: httpx.Client | None = None,
+    backoff_seconds: float = 0.2,
+) -> SmsClient:
+    """The configured provider's client (HUITOU_SMS_PROVIDER)."""
+    providers: dict[str, type[SmsClient]] = {"tencent": TencentSms, "aliyun": AliyunSms}
+    kind = providers.get(settings.sms_provider.strip().lower())
+    if kind is None:
+        raise ValueError(f"unknown HUITOU_SMS_PROVIDER {settings.sms_provider!r}")
+    return kind(
+        settings=settings, engine=engine, clock=clock, http=http, backoff_seconds=backoff_seconds
+    )
+
+
 class SmsPusher:
     """The last resort for the digest: a short notice to the staff member's phone."""
 
     name = CHANNEL
 
-    def __init__(self, *, sms: TencentSms, engine: Engine) -> None:
+    def __init__(self, *, sms: SmsClient, engine: Engine) -> None:
         self.sms = sms
         self.engine = engine
 
@@ -291,7 +449,7 @@ class SmsPusher:
 
 
 def send_outreach_sms(
-    *, sms: TencentSms, shop: Shop, customer: Customer, confirmed_by: Staff | None, key: str
+    *, sms: SmsClient, shop: Shop, customer: Customer, confirmed_by: Staff | None, key: str
 ) -> PushReceipt:
     """The tier-1 text to a customer without WeChat; only after the owner confirmed it."""
     if confirmed_by is None or confirmed_by.shop_id != shop.id:

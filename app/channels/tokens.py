@@ -29,8 +29,9 @@ EARLY_REFRESH = timedelta(minutes=5)
 LEASE = timedelta(seconds=15)
 # Token expired / invalid: refresh once and retry.
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
-# The recipient is outside WeChat's 48-hour window, or the window's quota is used up.
-UNREACHABLE_ERRORS = frozenset({45015, 45047})
+# The recipient is outside WeChat's 48-hour window, or the window's quota is used up, or
+# no longer follows the account (43004).
+UNREACHABLE_ERRORS = frozenset({45015, 45047, 43004})
 
 # (http client, force) -> (token, expires_in seconds); raises PushError on failure.
 TokenFetch = Callable[[httpx.Client, bool], tuple[str, int]]
@@ -186,6 +187,30 @@ class WeChatApi:
                 continue
             if code in UNREACHABLE_ERRORS:
                 raise PushUnavailable(f"{code} {body.get('errmsg', '')}")
+            if code != 0:
+                raise PushError(f"{code} {body.get('errmsg', '')}")
+            return body
+        raise PushError("access token refused twice")
+
+    def upload(
+        self, path: str, *, params: dict[str, str], filename: str, content: bytes, mime: str
+    ) -> dict[str, Any]:
+        """A multipart upload (field `media`), with the same token refresh and error codes."""
+        stale: str | None = None
+        for _ in range(2):
+            token = self.tokens.get(stale=stale)
+            body = request_json(
+                self.http,
+                "POST",
+                f"{self.base}{path}",
+                params={"access_token": token, **params},
+                files={"media": (filename, content, mime)},
+                backoff_seconds=self.backoff_seconds,
+            )
+            code = int(body.get("errcode", 0) or 0)
+            if code in TOKEN_ERRORS:
+                stale = token
+                continue
             if code != 0:
                 raise PushError(f"{code} {body.get('errmsg', '')}")
             return body

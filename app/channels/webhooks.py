@@ -10,15 +10,22 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter
+from sqlmodel import select
 
 from app.channels import wechat, wecom
 from app.channels.callback import in_flight
 from app.channels.dispatch import Inbound, answer_text_once
+from app.channels.outbox import OutboxPusher
+from app.channels.push import PushError, PushMessage
 from app.channels.sms import router as sms_router
+from app.channels.sms import sms_client
+from app.channels.sms_queue import SmsQueueSender
 from app.channels.spool import Replayed, SpoolDrainer, flight_key, spool_of
 from app.channels.wechat import router as wechat_router
 from app.channels.wecom import router as wecom_router
 from app.config import Settings
+from app.db import read_session
+from app.shops.models import StaffIdentity
 
 log = logging.getLogger("app.channels")
 
@@ -65,4 +72,47 @@ def spool_drainer(state: Any) -> SpoolDrainer | None:
         push=push,
         busy=lambda inbound: in_flight(flight_key(inbound)),
         interval_seconds=settings.spool_drain_seconds,
+    )
+
+
+def sms_queue_sender(state: Any) -> SmsQueueSender | None:
+    """The sender of owner-confirmed texts (app/channels/sms_queue.py), when SMS is set up.
+
+    A refused or failed text is told to whoever confirmed it: WeCom, else the Official
+    Account (within its 48-hour window), else the local outbox (web chat, console).
+    """
+    settings: Settings = state.settings
+    if not settings.sms_configured:
+        return None
+
+    def notify(shop_id: int, staff_id: int, text: str, key: str) -> None:
+        with read_session(state.engine) as session:
+            identities = {
+                i.channel: i.external_id
+                for i in session.exec(
+                    select(StaffIdentity).where(StaffIdentity.staff_id == staff_id)
+                )
+            }
+        if wecom.CHANNEL in identities and settings.wecom_secret:
+            try:
+                wecom.client_of(state).send_text(identities[wecom.CHANNEL], text)
+                return
+            except PushError:
+                log.warning("sms notice: WeCom push failed", exc_info=True)
+        if wechat.CHANNEL in identities and settings.wechat_app_secret:
+            try:
+                wechat.client_of(state).send_text(identities[wechat.CHANNEL], text)
+                return
+            except PushError:
+                log.warning("sms notice: Official Account push failed", exc_info=True)
+        OutboxPusher(engine=state.engine, clock=state.clock).push(
+            PushMessage(key=key, shop_id=shop_id, staff_id=staff_id, title="短信没发出", text=text)
+        )
+
+    return SmsQueueSender(
+        sms=sms_client(settings=settings, engine=state.engine, clock=state.clock),
+        engine=state.engine,
+        clock=state.clock,
+        notify=notify,
+        interval_seconds=settings.sms_queue_seconds,
     )

@@ -10,15 +10,18 @@ through the customer-service API. Taps on msgmenu choices come back as text carr
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import Engine
 from sqlmodel import select
 from wechatpy import parse_message
 
+from app.bot.context import ChatImage, capture_side_output
 from app.channels.binding import channel_message
 from app.channels.callback import (
     AesCodec,
@@ -34,18 +37,22 @@ from app.channels.callback import (
 )
 from app.channels.dispatch import Inbound, answer_tap, answer_text, guide
 from app.channels.limits import Verdict, limiter_of
+from app.channels.media import send_images, upload_image
 from app.channels.push import PushError, PushMessage, PushReceipt, PushUnavailable
 from app.channels.spool import answer_in_time
 from app.channels.tokens import TokenStore, WeChatApi, request_json
 from app.clock import Clock
 from app.config import Settings
 from app.db import read_session
-from app.shops.models import StaffIdentity
+from app.shops.models import Shop, StaffIdentity
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "wechat"
 TEXT_MAX_CHARS = 1800
+# Template message values: thing* keywords take 20 characters; others are kept short too.
+THING_MAX_CHARS = 20
+TEMPLATE_VALUE_MAX_CHARS = 60
 # Menu button keys (set in the account's custom menu) and the command each one sends.
 MENU_COMMANDS = {
     "huitou_followups": "今天该跟进谁",
@@ -69,6 +76,7 @@ class OfficialAccountClient:
         backoff_seconds: float = 0.2,
     ) -> None:
         self.settings = settings
+        self.clock = clock
         self.base = settings.wechat_api_base.rstrip("/")
         self.http = http or httpx.Client(timeout=10.0)
         self.backoff_seconds = backoff_seconds
@@ -102,6 +110,10 @@ class OfficialAccountClient:
             raise PushError(f"stable_token failed: {body.get('errcode')} {body.get('errmsg', '')}")
         return str(body["access_token"]), int(body.get("expires_in", 7200))
 
+    def send_template(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """A template message (verified service accounts; no 48-hour window)."""
+        return self.api.post("/cgi-bin/message/template/send", payload)
+
     def send_custom(self, payload: dict[str, Any]) -> dict[str, Any]:
         """A customer-service message (within 48 h of the user's last message; else 45015)."""
         return self.api.post("/cgi-bin/message/custom/send", payload)
@@ -109,6 +121,13 @@ class OfficialAccountClient:
     def send_text(self, openid: str, text: str) -> dict[str, Any]:
         return self.send_custom(
             {"touser": openid, "msgtype": "text", "text": {"content": text[:TEXT_MAX_CHARS]}}
+        )
+
+    def send_image(self, openid: str, image: ChatImage) -> dict[str, Any]:
+        """Upload the picture as temporary media; send it as a customer-service image."""
+        media_id = upload_image(self.api, image)
+        return self.send_custom(
+            {"touser": openid, "msgtype": "image", "image": {"media_id": media_id}}
         )
 
 
@@ -152,12 +171,71 @@ class OfficialAccountPusher:
         openid = self._openid(message.staff_id)
         if openid is None:
             raise PushUnavailable("staff member has no Official Account identity")
-        # 45015 here (outside the 48-hour window) raises PushUnavailable: the sender moves
-        # on to SMS. Customer-service messages have no deduplication of their own.
-        self.client.send_text(openid, f"{message.title}\n{message.text}")
+        # 45015 here (outside the 48-hour window) raises PushUnavailable: a verified
+        # service account then sends a template message, any other moves on to SMS.
+        # Customer-service messages have no deduplication of their own.
+        try:
+            self.client.send_text(openid, f"{message.title}\n{message.text}")
+        except PushUnavailable:
+            if not self.client.settings.wechat_template_id:
+                raise
+            self.client.send_template(self.template_message(message, openid))
+            return PushReceipt(channel=CHANNEL, accepted=True, detail="template message")
         for index in range(len(message.items)):
             self.client.send_custom(msgmenu(message, index, openid))
         return PushReceipt(channel=CHANNEL, accepted=True, detail=f"{len(message.items)} menus")
+
+    def template_message(self, message: PushMessage, openid: str) -> dict[str, Any]:
+        """The digest as the configured template message, linking to the full list."""
+        settings = self.client.settings
+        with read_session(self.engine) as session:
+            shop = session.get(Shop, message.shop_id)
+        timezone = ZoneInfo(shop.timezone if shop else settings.timezone)
+        today = self.client.clock.now().astimezone(timezone).date()
+        names = "、".join(item.title.split(" · ")[0] for item in message.items)
+        values = {
+            "title": message.title,
+            "count": str(len(message.items)),
+            "names": names or message.title,
+            "date": f"{today.month}月{today.day}日",
+            "shop": shop.name if shop else "",
+            "hint": "点开看完整名单和话术,点一下就能记结果",
+        }
+        data: dict[str, dict[str, str]] = {}
+        for keyword, source in template_fields(settings.wechat_template_fields):
+            value = values.get(source, source)
+            limit = THING_MAX_CHARS if keyword.startswith("thing") else TEMPLATE_VALUE_MAX_CHARS
+            data[keyword] = {"value": value if len(value) <= limit else value[: limit - 1] + "…"}
+        payload: dict[str, Any] = {
+            "touser": openid,
+            "template_id": settings.wechat_template_id,
+            "data": data,
+        }
+        url = message.url or list_link(message)
+        if url:
+            payload["url"] = url
+        return payload
+
+
+def template_fields(spec: str) -> list[tuple[str, str]]:
+    """ "first=title,keyword1=names" -> [("first", "title"), ("keyword1", "names")]."""
+    pairs = []
+    for part in spec.split(","):
+        keyword, _, source = part.partition("=")
+        if keyword.strip() and source.strip():
+            pairs.append((keyword.strip(), source.strip()))
+    return pairs
+
+
+_LIST_LINK = re.compile(r"https?://\S+/d/[A-Za-z0-9_.\-]+")
+
+
+def list_link(message: PushMessage) -> str | None:
+    """The signed full-list link the digest text carries (…/d/<token>), else the first item's."""
+    found = _LIST_LINK.search(message.text)
+    if found:
+        return found.group(0)
+    return next((item.url for item in message.items if item.url), None)
 
 
 def _settings(request: Request) -> Settings:
@@ -199,7 +277,7 @@ def _sign(token: str, *parts: str) -> str:
 
 
 @router.post("/wechat", include_in_schema=False)
-async def receive(request: Request) -> Response:
+async def receive(request: Request, background: BackgroundTasks) -> Response:
     """A message or event from the Official Account: verify, (decrypt), act once, answer."""
     settings = _settings(request)
     clock: Clock = request.app.state.clock
@@ -250,8 +328,15 @@ async def receive(request: Request) -> Response:
         )
         return Response(content=wrapped, media_type="application/xml")
 
+    pictures: list[ChatImage] = []
+
+    def send_pictures() -> None:
+        client = official_account_client(request)
+        send_images(lambda image: client.send_image(openid, image), pictures, channel=CHANNEL)
+
     def late(replies: list[str]) -> None:
         official_account_client(request).send_text(openid, "\n\n".join(replies))
+        send_pictures()  # after the text, on the same background thread
 
     verdict = limiter_of(request.app.state).check(CHANNEL, openid)
     if verdict is not Verdict.ALLOW:
@@ -277,11 +362,18 @@ async def receive(request: Request) -> Response:
         command = Inbound(CHANNEL, openid, inbound.message_key, text)
 
         def work() -> list[str]:
-            return answer_text(engine=engine, settings=settings, clock=clock, inbound=command)
+            with capture_side_output(settings) as side:
+                replies = answer_text(
+                    engine=engine, settings=settings, clock=clock, inbound=command
+                )
+            pictures.extend(side.images)
+            return replies
 
         replies = await answer_in_time(
             state=request.app.state, inbound=command, work=work, late=late
         )
+        if replies and pictures:
+            background.add_task(send_pictures)  # runs once the passive reply has gone out
         return reply(replies)
     if kind == "event" and event == "subscribe":
         return reply(guide(engine=engine, settings=settings, clock=clock, inbound=inbound))

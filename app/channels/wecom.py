@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sqlmodel import select
 from wechatpy.enterprise import parse_message
 
+from app.bot.context import ChatImage, capture_side_output
 from app.channels.binding import channel_message
 from app.channels.callback import (
     AesCodec,
@@ -33,6 +34,7 @@ from app.channels.callback import (
 )
 from app.channels.dispatch import Inbound, answer_tap, answer_text, contact_deleted, guide
 from app.channels.limits import Verdict, limiter_of
+from app.channels.media import send_images, upload_image
 from app.channels.push import PushError, PushMessage, PushReceipt, PushUnavailable
 from app.channels.spool import answer_in_time
 from app.channels.tokens import TokenStore, WeChatApi, request_json
@@ -109,6 +111,13 @@ class WeComClient:
 
     def send_text(self, touser: str, text: str, *, dedupe: bool = False) -> dict[str, Any]:
         return self.send(touser, {"msgtype": "text", "text": {"content": text}}, dedupe=dedupe)
+
+    def send_image(self, touser: str, image: ChatImage) -> dict[str, Any]:
+        """Upload the picture as temporary media and send it as an image message."""
+        media_id = upload_image(self.api, image)
+        return self.send(
+            touser, {"msgtype": "image", "image": {"media_id": media_id}}, dedupe=False
+        )
 
     def update_card(self, touser: str, response_code: str, replace_name: str) -> dict[str, Any]:
         """Turn a tapped card's buttons into one disabled button saying what was chosen."""
@@ -293,16 +302,29 @@ async def receive(
             return reply([channel_message(settings.templates_dir, "rate_limited")])
         return PlainTextResponse("")
     if kind == "text":
+        pictures: list[ChatImage] = []
 
         def work() -> list[str]:
-            return answer_text(engine=engine, settings=settings, clock=clock, inbound=inbound)
+            with capture_side_output(settings) as side:
+                replies = answer_text(
+                    engine=engine, settings=settings, clock=clock, inbound=inbound
+                )
+            pictures.extend(side.images)
+            return replies
+
+        def send_pictures() -> None:
+            client = wecom_client(request)
+            send_images(lambda image: client.send_image(sender, image), pictures, channel=CHANNEL)
 
         def late(replies: list[str]) -> None:
             wecom_client(request).send_text(sender, "\n\n".join(replies))
+            send_pictures()  # after the text, on the same background thread
 
         replies = await answer_in_time(
             state=request.app.state, inbound=inbound, work=work, late=late
         )
+        if replies and pictures:
+            background.add_task(send_pictures)  # runs once the passive reply has gone out
         return reply(replies)
     if kind == "event" and event == "template_card_event":
         key = fields.get("EventKey", "")

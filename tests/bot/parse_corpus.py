@@ -403,6 +403,9 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("1", {"kind": "choice", "number": 1}),
     ("２", {"kind": "choice", "number": 2}),
     ("12", {"kind": "choice", "number": 12}),
+    # --- 发短信 to a customer without WeChat (app/bot/sms_commands.py) -------------------------
+    ("3 发短信", {"kind": "sms_outreach", "number": 3, "outcome": "sms"}),
+    ("王姐 发短信", act("sms_outreach", "王姐")),
     ("0", {"kind": "cancel"}),
     ("取消", {"kind": "cancel"}),
     ("算了", {"kind": "cancel"}),

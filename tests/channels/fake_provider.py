@@ -6,6 +6,8 @@ import json
 import threading
 from collections import deque
 from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -18,10 +20,24 @@ class Received:
     query: dict[str, str]
     headers: dict[str, str]
     raw: bytes
+    raw_query: str = ""  # the query string as sent (percent-encoded)
 
     @property
     def json(self) -> Any:
         return json.loads(self.raw) if self.raw else None
+
+    def multipart(self) -> dict[str, tuple[str | None, str, bytes]]:
+        """The parts of a multipart/form-data body: field -> (file name, type, bytes)."""
+        head = f"Content-Type: {self.headers['content-type']}\r\n\r\n".encode()
+        message = BytesParser(policy=HTTP).parsebytes(head + self.raw)
+        assert message.is_multipart(), "not a multipart body"
+        parts: dict[str, tuple[str | None, str, bytes]] = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True)
+            assert isinstance(name, str) and isinstance(payload, bytes)
+            parts[name] = (part.get_filename(), part.get_content_type(), payload)
+        return parts
 
 
 @dataclass
@@ -34,6 +50,8 @@ class FakeProvider:
     scripted: dict[str, deque[tuple[int, dict[str, Any]]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
+    # media_id handed out per upload, in order
+    media_ids: list[str] = field(default_factory=list)
 
     @property
     def token(self) -> str:
@@ -60,10 +78,21 @@ class FakeProvider:
                 return 200, {"errcode": 0, "access_token": self.token, "expires_in": 7200}
             if request.path == "/cgi-bin/stable_token":
                 return 200, {"access_token": self.token, "expires_in": 7200}
+            if request.path == "/cgi-bin/media/upload":
+                if request.query.get("access_token") != self.token:
+                    return 200, {"errcode": 42001, "errmsg": "access_token expired"}
+                if request.query.get("type") != "image" or "media" not in request.multipart():
+                    return 200, {"errcode": 40004, "errmsg": "invalid media type"}
+                media_id = f"media-{len(self.media_ids) + 1}"
+                self.media_ids.append(media_id)
+                return 200, {"errcode": 0, "type": "image", "media_id": media_id,
+                             "created_at": "1718582400"}  # fmt: skip
             if request.path.startswith("/cgi-bin/message/"):
                 if request.query.get("access_token") != self.token:
                     return 200, {"errcode": 42001, "errmsg": "access_token expired"}
                 return 200, {"errcode": 0, "errmsg": "ok", "invaliduser": "", "msgid": "m1"}
+            if request.path == "/" and "x-acs-action" in request.headers:  # Aliyun
+                return 200, {"Code": "OK", "Message": "OK", "BizId": "biz-1", "RequestId": "r-1"}
             if request.path == "/":
                 return 200, {
                     "Response": {
@@ -87,6 +116,7 @@ def start(provider: FakeProvider) -> ThreadingHTTPServer:
                 query={k: v[0] for k, v in parse_qs(parts.query).items()},
                 headers={k.lower(): v for k, v in self.headers.items()},
                 raw=self.rfile.read(length) if length else b"",
+                raw_query=parts.query,
             )
             status, body = provider.answer(request)
             payload = json.dumps(body).encode()
