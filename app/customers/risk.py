@@ -226,6 +226,41 @@ def refresh_customer(*, session: Session, shop: Shop, customer_id: int, clock: C
         session.expire(cached)
 
 
+_ORDER_CHUNK = 20_000
+
+
+def _shop_orders(session: Session, shop_id: int, index: dict[int, int]) -> OrderArrays:
+    """The shop's orders as arrays, read in chunks: memory holds the arrays (about 28 bytes
+    an order) and one chunk of rows, never a row object per order of the whole history."""
+    query = select(
+        col(Order.customer_id), col(Order.order_date), col(Order.quantity),
+        col(Order.amount_cents),
+    ).where(Order.shop_id == shop_id)  # fmt: skip
+    result = session.connection().execution_options(stream_results=True).execute(query)
+    parts: list[tuple[Any, Any, Any, Any]] = []
+    for chunk in result.partitions(_ORDER_CHUNK):
+        n = len(chunk)
+        parts.append(
+            (
+                np.fromiter((index[r[0]] for r in chunk), dtype=np.int64, count=n),
+                np.fromiter((epoch_day(r[1]) for r in chunk), dtype=np.int64, count=n),
+                np.fromiter((r[2] for r in chunk), dtype=np.float64, count=n),
+                np.fromiter(((r[3] or 0) / 100 for r in chunk), dtype=np.float64, count=n),
+            )
+        )
+
+    def joined(k: int, dtype: Any) -> Any:
+        return np.concatenate([p[k] for p in parts]) if parts else np.zeros(0, dtype=dtype)
+
+    return OrderArrays(
+        customer=joined(0, np.int64),
+        day=joined(1, np.int64),
+        quantity=joined(2, np.float64),
+        amount=joined(3, np.float64),
+        n_customers=len(index),
+    )
+
+
 def rescore_shop(*, session: Session, shop: Shop, clock: Clock) -> ShopPriors:
     """Fit the shop's priors on its whole history and rewrite every customer's summary."""
     assert shop.id is not None
@@ -239,19 +274,7 @@ def rescore_shop(*, session: Session, shop: Shop, clock: Clock) -> ShopPriors:
         if cid is not None
     ]
     index = {cid: i for i, cid in enumerate(customer_ids)}
-    rows = session.exec(
-        select(
-            col(Order.customer_id), col(Order.order_date), col(Order.quantity),
-            col(Order.amount_cents),
-        ).where(Order.shop_id == shop.id)
-    ).all()  # fmt: skip
-    orders = OrderArrays(
-        customer=np.array([index[r[0]] for r in rows], dtype=np.int64),
-        day=np.array([epoch_day(r[1]) for r in rows], dtype=np.int64),
-        quantity=np.array([float(r[2]) for r in rows], dtype=np.float64),
-        amount=np.array([(r[3] or 0) / 100 for r in rows], dtype=np.float64),
-        n_customers=len(customer_ids),
-    )
+    orders = _shop_orders(session, shop.id, index)
     per_customer: dict[int, list[EventPoint]] = defaultdict(list)
     undone = undone_event_ids(session, shop.id)
     for event in session.exec(
