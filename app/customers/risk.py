@@ -236,7 +236,9 @@ def _shop_orders(session: Session, shop_id: int, index: dict[int, int]) -> Order
         col(Order.customer_id), col(Order.order_date), col(Order.quantity),
         col(Order.amount_cents),
     ).where(Order.shop_id == shop_id)  # fmt: skip
-    result = session.connection().execution_options(stream_results=True).execute(query)
+    # Per statement: Connection.execution_options would switch the whole connection (and
+    # every later UPDATE on it) to server-side cursors on PostgreSQL.
+    result = session.connection().execute(query.execution_options(stream_results=True))
     parts: list[tuple[Any, Any, Any, Any]] = []
     for chunk in result.partitions(_ORDER_CHUNK):
         n = len(chunk)
