@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from app.channels.callback import act_once
 from app.channels.models import InboxMessage
 from app.clock import Clock
+from app.db import read_session
 from app.shops.models import Shop, StaffIdentity
 from app.shops.service import consume_binding_code, owner_of
 from app.templating import render_message
@@ -60,6 +61,17 @@ def find_sender_in(
     if identity is None:
         return None
     return BoundSender(shop_id=identity.shop_id, staff_id=identity.staff_id)
+
+
+def staff_external_id(*, engine: Engine, staff_id: int, channel: str) -> str | None:
+    """The id a channel knows this member of staff by (WeCom userid, OA OpenID), if bound."""
+    with read_session(engine) as session:
+        identity = session.exec(
+            select(StaffIdentity).where(
+                StaffIdentity.staff_id == staff_id, StaffIdentity.channel == channel
+            )
+        ).first()
+    return identity.external_id if identity else None
 
 
 def channel_message(

@@ -20,6 +20,7 @@ from sqlalchemy import Engine, select
 from app.channels.models import AccessToken
 from app.channels.push import PushError, PushUnavailable
 from app.clock import Clock, from_utc
+from app.config import Settings
 from app.db import read_session, write_session
 
 log = logging.getLogger(__name__)
@@ -169,10 +170,8 @@ class WeChatApi:
 
     def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         """POST `payload`; refresh the token once on 40014/42001; 45015 -> PushUnavailable."""
-        stale: str | None = None
-        for _ in range(2):
-            token = self.tokens.get(stale=stale)
-            body = request_json(
+        return self._with_token(
+            lambda token: request_json(
                 self.http,
                 "POST",
                 f"{self.base}{path}",
@@ -180,41 +179,93 @@ class WeChatApi:
                 content=dumps(payload),
                 headers={"Content-Type": "application/json; charset=utf-8"},
                 backoff_seconds=self.backoff_seconds,
-            )
-            code = int(body.get("errcode", 0) or 0)
-            if code in TOKEN_ERRORS:
-                stale = token
-                continue
-            if code in UNREACHABLE_ERRORS:
-                raise PushUnavailable(f"{code} {body.get('errmsg', '')}")
-            if code != 0:
-                raise PushError(f"{code} {body.get('errmsg', '')}")
-            return body
-        raise PushError("access token refused twice")
+            ),
+            unreachable_is_unavailable=True,
+        )
 
     def upload(
         self, path: str, *, params: dict[str, str], filename: str, content: bytes, mime: str
     ) -> dict[str, Any]:
         """A multipart upload (field `media`), with the same token refresh and error codes."""
-        stale: str | None = None
-        for _ in range(2):
-            token = self.tokens.get(stale=stale)
-            body = request_json(
+        return self._with_token(
+            lambda token: request_json(
                 self.http,
                 "POST",
                 f"{self.base}{path}",
                 params={"access_token": token, **params},
                 files={"media": (filename, content, mime)},
                 backoff_seconds=self.backoff_seconds,
-            )
+            ),
+            unreachable_is_unavailable=False,
+        )
+
+    def _with_token(
+        self, call: Callable[[str], dict[str, Any]], *, unreachable_is_unavailable: bool
+    ) -> dict[str, Any]:
+        """`call(token)`, once more with a fresh token if the provider says it is stale."""
+        stale: str | None = None
+        for _ in range(2):
+            token = self.tokens.get(stale=stale)
+            body = call(token)
             code = int(body.get("errcode", 0) or 0)
             if code in TOKEN_ERRORS:
                 stale = token
                 continue
+            if unreachable_is_unavailable and code in UNREACHABLE_ERRORS:
+                raise PushUnavailable(f"{code} {body.get('errmsg', '')}")
             if code != 0:
                 raise PushError(f"{code} {body.get('errmsg', '')}")
             return body
         raise PushError("access token refused twice")
+
+
+class ApiClient:
+    """What the WeCom and Official Account clients share: one HTTP client, the token kept in
+    the database under the app's key, and WeChatApi calls. A subclass names its API base,
+    its app key, and how a token is fetched."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        engine: Engine,
+        clock: Clock,
+        http: httpx.Client | None = None,
+        backoff_seconds: float = 0.2,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.base = self.api_base(settings).rstrip("/")
+        self.http = http or httpx.Client(timeout=10.0)
+        self.backoff_seconds = backoff_seconds
+        self.tokens = TokenStore(
+            engine=engine,
+            clock=clock,
+            app_key=self.app_key(settings),
+            fetch=self._fetch_token,
+            http=self.http,
+        )
+        self.api = WeChatApi(
+            base=self.base, tokens=self.tokens, http=self.http, backoff_seconds=backoff_seconds
+        )
+
+    @staticmethod
+    def api_base(settings: Settings) -> str:
+        raise NotImplementedError
+
+    @staticmethod
+    def app_key(settings: Settings) -> str:
+        raise NotImplementedError
+
+    def _fetch_token(self, http: httpx.Client, force: bool) -> tuple[str, int]:
+        raise NotImplementedError
+
+
+def token_from(body: dict[str, Any], call: str) -> tuple[str, int]:
+    """(access_token, expires_in) from a token call's body; PushError when it failed."""
+    if int(body.get("errcode", 0) or 0) != 0 or not body.get("access_token"):
+        raise PushError(f"{call} failed: {body.get('errcode')} {body.get('errmsg', '')}")
+    return str(body["access_token"]), int(body.get("expires_in", 7200))
 
 
 def dumps(payload: dict[str, Any]) -> bytes:

@@ -18,11 +18,10 @@ import httpx
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import Engine
-from sqlmodel import select
 from wechatpy import parse_message
 
 from app.bot.context import ChatImage, capture_side_output
-from app.channels.binding import channel_message
+from app.channels.binding import channel_message, staff_external_id
 from app.channels.callback import (
     AesCodec,
     Rejected,
@@ -38,13 +37,13 @@ from app.channels.callback import (
 from app.channels.dispatch import Inbound, answer_tap, answer_text, guide
 from app.channels.limits import Verdict, limiter_of
 from app.channels.media import send_images, upload_image
-from app.channels.push import PushError, PushMessage, PushReceipt, PushUnavailable
+from app.channels.push import PushMessage, PushReceipt, PushUnavailable
 from app.channels.spool import answer_in_time
-from app.channels.tokens import TokenStore, WeChatApi, request_json
+from app.channels.tokens import ApiClient, request_json, token_from
 from app.clock import Clock
 from app.config import Settings
 from app.db import read_session
-from app.shops.models import Shop, StaffIdentity
+from app.shops.models import Shop
 
 log = logging.getLogger(__name__)
 
@@ -63,33 +62,16 @@ MENU_COMMANDS = {
 router = APIRouter()
 
 
-class OfficialAccountClient:
+class OfficialAccountClient(ApiClient):
     """The Official Account API: stable_token and customer-service messages."""
 
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        engine: Engine,
-        clock: Clock,
-        http: httpx.Client | None = None,
-        backoff_seconds: float = 0.2,
-    ) -> None:
-        self.settings = settings
-        self.clock = clock
-        self.base = settings.wechat_api_base.rstrip("/")
-        self.http = http or httpx.Client(timeout=10.0)
-        self.backoff_seconds = backoff_seconds
-        self.tokens = TokenStore(
-            engine=engine,
-            clock=clock,
-            app_key=f"wechat:{settings.wechat_app_id}",
-            fetch=self._fetch_token,
-            http=self.http,
-        )
-        self.api = WeChatApi(
-            base=self.base, tokens=self.tokens, http=self.http, backoff_seconds=backoff_seconds
-        )
+    @staticmethod
+    def api_base(settings: Settings) -> str:
+        return settings.wechat_api_base
+
+    @staticmethod
+    def app_key(settings: Settings) -> str:
+        return f"wechat:{settings.wechat_app_id}"
 
     def _fetch_token(self, http: httpx.Client, force: bool) -> tuple[str, int]:
         # stable_token: every caller gets the same token until it expires, so a second
@@ -106,9 +88,7 @@ class OfficialAccountClient:
             },
             backoff_seconds=self.backoff_seconds,
         )
-        if int(body.get("errcode", 0) or 0) != 0 or not body.get("access_token"):
-            raise PushError(f"stable_token failed: {body.get('errcode')} {body.get('errmsg', '')}")
-        return str(body["access_token"]), int(body.get("expires_in", 7200))
+        return token_from(body, "stable_token")
 
     def send_template(self, payload: dict[str, Any]) -> dict[str, Any]:
         """A template message (verified service accounts; no 48-hour window)."""
@@ -156,13 +136,7 @@ class OfficialAccountPusher:
         self.engine = engine
 
     def _openid(self, staff_id: int) -> str | None:
-        with read_session(self.engine) as session:
-            identity = session.exec(
-                select(StaffIdentity).where(
-                    StaffIdentity.staff_id == staff_id, StaffIdentity.channel == CHANNEL
-                )
-            ).first()
-        return identity.external_id if identity else None
+        return staff_external_id(engine=self.engine, staff_id=staff_id, channel=CHANNEL)
 
     def can_reach(self, *, shop_id: int, staff_id: int) -> bool:
         return self._openid(staff_id) is not None

@@ -15,11 +15,10 @@ import httpx
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import Engine
-from sqlmodel import select
 from wechatpy.enterprise import parse_message
 
 from app.bot.context import ChatImage, capture_side_output
-from app.channels.binding import channel_message
+from app.channels.binding import channel_message, staff_external_id
 from app.channels.callback import (
     AesCodec,
     Rejected,
@@ -37,11 +36,9 @@ from app.channels.limits import Verdict, limiter_of
 from app.channels.media import send_images, upload_image
 from app.channels.push import PushError, PushMessage, PushReceipt, PushUnavailable
 from app.channels.spool import answer_in_time
-from app.channels.tokens import TokenStore, WeChatApi, request_json
+from app.channels.tokens import ApiClient, request_json, token_from
 from app.clock import Clock
 from app.config import Settings
-from app.db import read_session
-from app.shops.models import StaffIdentity
 
 log = logging.getLogger(__name__)
 
@@ -54,32 +51,16 @@ DUPLICATE_CHECK_SECONDS = 4 * 3600
 router = APIRouter()
 
 
-class WeComClient:
+class WeComClient(ApiClient):
     """The WeCom server API for one app: token, message/send, update_template_card."""
 
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        engine: Engine,
-        clock: Clock,
-        http: httpx.Client | None = None,
-        backoff_seconds: float = 0.2,
-    ) -> None:
-        self.settings = settings
-        self.base = settings.wecom_api_base.rstrip("/")
-        self.http = http or httpx.Client(timeout=10.0)
-        self.backoff_seconds = backoff_seconds
-        self.tokens = TokenStore(
-            engine=engine,
-            clock=clock,
-            app_key=f"wecom:{settings.wecom_corp_id}:{settings.wecom_agent_id}",
-            fetch=self._fetch_token,
-            http=self.http,
-        )
-        self.api = WeChatApi(
-            base=self.base, tokens=self.tokens, http=self.http, backoff_seconds=backoff_seconds
-        )
+    @staticmethod
+    def api_base(settings: Settings) -> str:
+        return settings.wecom_api_base
+
+    @staticmethod
+    def app_key(settings: Settings) -> str:
+        return f"wecom:{settings.wecom_corp_id}:{settings.wecom_agent_id}"
 
     def _fetch_token(self, http: httpx.Client, _force: bool) -> tuple[str, int]:
         body = request_json(
@@ -92,9 +73,7 @@ class WeComClient:
             },
             backoff_seconds=self.backoff_seconds,
         )
-        if int(body.get("errcode", 0) or 0) != 0 or not body.get("access_token"):
-            raise PushError(f"gettoken failed: {body.get('errcode')} {body.get('errmsg', '')}")
-        return str(body["access_token"]), int(body.get("expires_in", 7200))
+        return token_from(body, "gettoken")
 
     def send(self, touser: str, payload: dict[str, Any], *, dedupe: bool = True) -> dict[str, Any]:
         """message/send to one user; `dedupe` lets WeCom drop a retried identical message."""
@@ -187,13 +166,7 @@ class WeComPusher:
         self.engine = engine
 
     def _userid(self, staff_id: int) -> str | None:
-        with read_session(self.engine) as session:
-            identity = session.exec(
-                select(StaffIdentity).where(
-                    StaffIdentity.staff_id == staff_id, StaffIdentity.channel == CHANNEL
-                )
-            ).first()
-        return identity.external_id if identity else None
+        return staff_external_id(engine=self.engine, staff_id=staff_id, channel=CHANNEL)
 
     def can_reach(self, *, shop_id: int, staff_id: int) -> bool:
         return self._userid(staff_id) is not None
