@@ -93,7 +93,6 @@ class Recorded:
     cost_cents: int = 0  # the offer cost this record added
 
 
-
 def _local_today(shop: Shop, clock: Clock) -> date:
     return clock.now().astimezone(ZoneInfo(shop.timezone)).date()
 

@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -37,22 +36,9 @@ from app.outreach.service import history_for
 from app.outreach.tiers import Step
 from app.risk.assess import STAGE_LABELS, stage_on
 from app.shops.models import Shop, Staff
-from app.web.views import ClockDep, EngineDep, SettingsDep
-
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent.parent / "web" / "templates"))
+from app.web.views import ClockDep, EngineDep, SettingsDep, link_page, link_refused
 
 router = APIRouter(include_in_schema=False)
-
-
-def _page(
-    request: Request, name: str, context: dict[str, Any], status_code: int = 200
-) -> HTMLResponse:
-    """A page behind a link: never cached (the back button must not bring a used form back)
-    and never sent on as a Referer (the URL is the credential)."""
-    response = TEMPLATES.TemplateResponse(request, name, context, status_code=status_code)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
 
 
 # A follow-up closed without an outcome was replaced by the next rung of the ladder
@@ -62,10 +48,6 @@ SUPERSEDED = "这条跟进已经换成新的一步了,请打开今天最新的�
 
 def _superseded(followup: FollowUp) -> bool:
     return followup.status == "closed" and followup.outcome is None
-
-
-def _refuse(request: Request, message: str, status: int) -> HTMLResponse:
-    return _page(request, "link_error.html", {"message": message}, status_code=status)
 
 
 def _tel(phone: str | None) -> str | None:
@@ -164,21 +146,21 @@ def tap_page(
     try:
         link = read_item(link_secret(settings), token, now=clock.now())
     except LinkError as exc:
-        return _refuse(request, str(exc), 403)
+        return link_refused(request, str(exc), 403)
     with read_session(engine) as session:
         followup = session.get(FollowUp, link.followup_id)
         shop = session.get(Shop, link.shop_id)
         if followup is None or shop is None or followup.shop_id != shop.id:
-            return _refuse(request, "链接无效", 403)
+            return link_refused(request, "链接无效", 403)
         if _superseded(followup):
-            return _refuse(request, SUPERSEDED, 410)
+            return link_refused(request, SUPERSEDED, 410)
         used = session.get(LinkUse, link.nonce) is not None
         today = clock.now().astimezone(ZoneInfo(shop.timezone)).date()
         try:
             view = _item_view(session, shop, followup, today, settings.templates_dir)
         except LookupError:
-            return _refuse(request, "找不到这位客户", 404)
-    return _page(
+            return link_refused(request, "找不到这位客户", 404)
+    return link_page(
         request,
         "tap.html",
         {
@@ -206,29 +188,29 @@ def tap_record(
     try:
         cost_cents = parse_cost(cost)
     except ValueError:
-        return _refuse(request, "优惠花费请填数字,单位是元,比如 20 或 12.5", 400)
+        return link_refused(request, "优惠花费请填数字,单位是元,比如 20 或 12.5", 400)
     try:
         link = read_item(link_secret(settings), token, now=clock.now())
     except LinkError as exc:
-        return _refuse(request, str(exc), 403)
+        return link_refused(request, str(exc), 403)
     try:
         with write_session(engine) as session:
             followup = session.get(FollowUp, link.followup_id)
             shop = session.get(Shop, link.shop_id)
             if followup is None or shop is None or followup.shop_id != shop.id:
-                return _refuse(request, "链接无效", 403)
+                return link_refused(request, "链接无效", 403)
             if session.get(LinkUse, link.nonce) is not None:
-                return _refuse(
+                return link_refused(
                     request, "这个链接已经记过一次了;再有新情况,回复编号或等明天的提醒。", 409
                 )
             if _superseded(followup):
-                return _refuse(request, SUPERSEDED, 410)
+                return link_refused(request, SUPERSEDED, 410)
             staff = _acting_staff(session, shop, followup)
             allowed = {(c["outcome"], c["arg"] or "") for c in choices_for(followup.tier)}
             if (outcome, arg) not in allowed:
-                return _refuse(request, "没有这个选项", 400)
+                return link_refused(request, "没有这个选项", 400)
             if cost_cents and followup.tier not in (2, 3):
-                return _refuse(request, "这一步不涉及优惠花费", 400)
+                return link_refused(request, "这一步不涉及优惠花费", 400)
             apply_choice(
                 session=session,
                 shop=shop,
@@ -251,9 +233,9 @@ def tap_record(
             session.flush()
     except IntegrityError:
         # Two taps raced with the same link: the first write won, this one changed nothing.
-        return _refuse(request, "这个链接已经记过一次了", 409)
+        return link_refused(request, "这个链接已经记过一次了", 409)
     except OutcomeError as exc:
-        return _refuse(request, str(exc), 409)
+        return link_refused(request, str(exc), 409)
     return RedirectResponse(url=f"/t/{token}", status_code=303)
 
 
@@ -277,12 +259,12 @@ def full_list(
     try:
         link = read_list(link_secret(settings), token, now=clock.now())
     except LinkError as exc:
-        return _refuse(request, str(exc), 403)
+        return link_refused(request, str(exc), 403)
     with read_session(engine) as session:
         shop = session.get(Shop, link.shop_id)
         staff = session.get(Staff, link.staff_id)
         if shop is None or staff is None or staff.shop_id != shop.id:
-            return _refuse(request, "链接无效", 403)
+            return link_refused(request, "链接无效", 403)
         delivery = session.exec(
             select(DigestDelivery)
             .join(DigestRun, col(DigestRun.id) == col(DigestDelivery.run_id))
@@ -311,7 +293,7 @@ def full_list(
         }
         for i in items
     ]
-    return _page(
+    return link_page(
         request,
         "digest_list.html",
         {"shop_name": shop.name, "person": staff.name, "day": link.day, "rows": rows},

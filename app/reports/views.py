@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import base64
 import logging
-from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
 
 from app.db import read_session
 from app.outreach.links import LinkError, link_secret, read_report
@@ -24,22 +21,10 @@ from app.reports.charts import DASHBOARD_CHARTS, ChartError, chart_png
 from app.reports.metrics import build_report
 from app.reports.wording import report_labels
 from app.shops.models import Shop
-from app.web.views import ClockDep, EngineDep, SettingsDep
-
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent.parent / "web" / "templates"))
+from app.web.views import ClockDep, EngineDep, SettingsDep, link_page, link_refused
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
-
-
-def _page(
-    request: Request, name: str, context: dict[str, Any], status_code: int = 200
-) -> HTMLResponse:
-    """Never cached, never sent on as a Referer: the URL is the credential."""
-    response = TEMPLATES.TemplateResponse(request, name, context, status_code=status_code)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
 
 
 @router.get("/r/{token}", response_class=HTMLResponse)
@@ -49,11 +34,11 @@ def report_page(
     try:
         link = read_report(link_secret(settings), token, now=clock.now())
     except LinkError as exc:
-        return _page(request, "link_error.html", {"message": str(exc)}, status_code=403)
+        return link_refused(request, str(exc), 403)
     with read_session(engine) as session:
         shop = session.get(Shop, link.shop_id)
         if shop is None:
-            return _page(request, "link_error.html", {"message": "链接无效"}, status_code=403)
+            return link_refused(request, "链接无效", 403)
         report = build_report(session=session, shop=shop, first_day=link.month, clock=clock)
         labels = report_labels(settings.templates_dir, shop)
     charts: dict[str, str | None] = dict.fromkeys(DASHBOARD_CHARTS)
@@ -63,7 +48,7 @@ def report_page(
             charts[name] = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
     except ChartError as exc:  # no CJK font here: the figures below still tell it all
         log.warning("dashboard charts not drawn: %s", exc)
-    return _page(
+    return link_page(
         request,
         "report.html",
         {

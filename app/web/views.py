@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -26,6 +26,23 @@ SUGGESTIONS = ["今天该跟进谁", "王姐 2桶", "王姐", "帮助"]
 
 log = logging.getLogger(__name__)
 router = APIRouter()
+
+
+def link_page(
+    request: Request, name: str, context: dict[str, Any], status_code: int = 200
+) -> HTMLResponse:
+    """A page behind a signed link (tap, full list, report): never cached (the back button
+    must not bring a used form back) and never sent on as a Referer (the URL is the
+    credential)."""
+    response = TEMPLATES.TemplateResponse(request, name, context, status_code=status_code)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def link_refused(request: Request, message: str, status: int) -> HTMLResponse:
+    """The same refusal page for every kind of link: forged, expired, used, another shop's."""
+    return link_page(request, "link_error.html", {"message": message}, status_code=status)
 
 
 def get_engine(request: Request) -> Engine:
