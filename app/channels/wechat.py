@@ -20,7 +20,7 @@ from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import Engine
 from wechatpy import parse_message
 
-from app.bot.context import ChatImage, capture_side_output
+from app.bot.context import ChatImage
 from app.channels.binding import channel_message, staff_external_id
 from app.channels.callback import (
     AesCodec,
@@ -34,11 +34,10 @@ from app.channels.callback import (
     signature,
     text_reply,
 )
-from app.channels.dispatch import Inbound, answer_tap, answer_text, guide
+from app.channels.dispatch import Inbound, answer_tap, guide
 from app.channels.limits import Verdict, limiter_of
-from app.channels.media import send_images, upload_image
+from app.channels.media import answer_text_with_pictures, upload_image
 from app.channels.push import PushMessage, PushReceipt, PushUnavailable
-from app.channels.spool import answer_in_time
 from app.channels.tokens import ApiClient, request_json, token_from
 from app.clock import Clock
 from app.config import Settings
@@ -302,16 +301,6 @@ async def receive(request: Request, background: BackgroundTasks) -> Response:
         )
         return Response(content=wrapped, media_type="application/xml")
 
-    pictures: list[ChatImage] = []
-
-    def send_pictures() -> None:
-        client = official_account_client(request)
-        send_images(lambda image: client.send_image(openid, image), pictures, channel=CHANNEL)
-
-    def late(replies: list[str]) -> None:
-        official_account_client(request).send_text(openid, "\n\n".join(replies))
-        send_pictures()  # after the text, on the same background thread
-
     verdict = limiter_of(request.app.state).check(CHANNEL, openid)
     if verdict is not Verdict.ALLOW:
         if verdict is Verdict.NOTICE:
@@ -333,21 +322,12 @@ async def receive(request: Request, background: BackgroundTasks) -> Response:
         key = fields.get("EventKey", "")
         text = MENU_COMMANDS.get(key, key)
     if text is not None:
-        command = Inbound(CHANNEL, openid, inbound.message_key, text)
-
-        def work() -> list[str]:
-            with capture_side_output(settings) as side:
-                replies = answer_text(
-                    engine=engine, settings=settings, clock=clock, inbound=command
-                )
-            pictures.extend(side.images)
-            return replies
-
-        replies = await answer_in_time(
-            state=request.app.state, inbound=command, work=work, late=late
-        )
-        if replies and pictures:
-            background.add_task(send_pictures)  # runs once the passive reply has gone out
+        replies = await answer_text_with_pictures(
+            state=request.app.state, background=background, engine=engine, settings=settings,
+            clock=clock, inbound=Inbound(CHANNEL, openid, inbound.message_key, text),
+            send_text=lambda text: official_account_client(request).send_text(openid, text),
+            send_image=lambda image: official_account_client(request).send_image(openid, image),
+        )  # fmt: skip
         return reply(replies)
     if kind == "event" and event == "subscribe":
         return reply(guide(engine=engine, settings=settings, clock=clock, inbound=inbound))

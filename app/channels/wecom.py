@@ -17,7 +17,7 @@ from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import Engine
 from wechatpy.enterprise import parse_message
 
-from app.bot.context import ChatImage, capture_side_output
+from app.bot.context import ChatImage
 from app.channels.binding import channel_message, staff_external_id
 from app.channels.callback import (
     AesCodec,
@@ -31,11 +31,10 @@ from app.channels.callback import (
     signature,
     text_reply,
 )
-from app.channels.dispatch import Inbound, answer_tap, answer_text, contact_deleted, guide
+from app.channels.dispatch import Inbound, answer_tap, contact_deleted, guide
 from app.channels.limits import Verdict, limiter_of
-from app.channels.media import send_images, upload_image
+from app.channels.media import answer_text_with_pictures, upload_image
 from app.channels.push import PushError, PushMessage, PushReceipt, PushUnavailable
-from app.channels.spool import answer_in_time
 from app.channels.tokens import ApiClient, request_json, token_from
 from app.clock import Clock
 from app.config import Settings
@@ -275,29 +274,12 @@ async def receive(
             return reply([channel_message(settings.templates_dir, "rate_limited")])
         return PlainTextResponse("")
     if kind == "text":
-        pictures: list[ChatImage] = []
-
-        def work() -> list[str]:
-            with capture_side_output(settings) as side:
-                replies = answer_text(
-                    engine=engine, settings=settings, clock=clock, inbound=inbound
-                )
-            pictures.extend(side.images)
-            return replies
-
-        def send_pictures() -> None:
-            client = wecom_client(request)
-            send_images(lambda image: client.send_image(sender, image), pictures, channel=CHANNEL)
-
-        def late(replies: list[str]) -> None:
-            wecom_client(request).send_text(sender, "\n\n".join(replies))
-            send_pictures()  # after the text, on the same background thread
-
-        replies = await answer_in_time(
-            state=request.app.state, inbound=inbound, work=work, late=late
-        )
-        if replies and pictures:
-            background.add_task(send_pictures)  # runs once the passive reply has gone out
+        replies = await answer_text_with_pictures(
+            state=request.app.state, background=background, engine=engine, settings=settings,
+            clock=clock, inbound=inbound,
+            send_text=lambda text: wecom_client(request).send_text(sender, text),
+            send_image=lambda image: wecom_client(request).send_image(sender, image),
+        )  # fmt: skip
         return reply(replies)
     if kind == "event" and event == "template_card_event":
         key = fields.get("EventKey", "")
