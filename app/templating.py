@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +25,8 @@ from jinja2.sandbox import SandboxedEnvironment
 log = logging.getLogger(__name__)
 
 _SAFE_SEGMENT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# An edited template file is picked up within this many seconds (not a stat per render).
+RELOAD_CHECK_SECONDS = 1.0
 
 
 def _yuan(cents: int | None) -> str:
@@ -52,6 +55,43 @@ def _md(value: Any) -> str:
     return f"{value.month}月{value.day}日" if value is not None else ""
 
 
+def _checked_at_most_every(seconds: float, uptodate: Callable[[], bool]) -> Callable[[], bool]:
+    """`uptodate` (a file's mtime check) asked at most once per `seconds`; True between."""
+    last = time.monotonic()
+
+    def check() -> bool:
+        nonlocal last
+        now = time.monotonic()
+        if now - last < seconds:
+            return True
+        last = now
+        return uptodate()
+
+    return check
+
+
+class MemoSandbox(SandboxedEnvironment):
+    """Jinja2's sandbox with its attribute check remembered per (type, attribute name).
+
+    The stock check depends only on the object's type and the name (an underscore, or an
+    internal attribute of a function, frame, code object or generator), not on the value,
+    so the answer for `d.customer.name` is the same on every line of a list: remembered,
+    a 20-line follow-up list renders in about half the time. The str.format guard in
+    `getattr` still runs on every access.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._safe: dict[tuple[type, str], bool] = {}
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        key = (type(obj), attr)
+        safe = self._safe.get(key)
+        if safe is None:
+            safe = self._safe[key] = super().is_safe_attribute(obj, attr, value)
+        return safe
+
+
 class ContainedLoader(FileSystemLoader):
     """A FileSystemLoader that refuses files whose real path leaves `root` (a symlink to
     /etc/passwd dropped into a shop's override folder, or the folder itself a symlink)."""
@@ -70,7 +110,8 @@ class ContainedLoader(FileSystemLoader):
             if candidate.is_file() and not candidate.resolve().is_relative_to(self.root):
                 log.warning("template %s resolves outside %s; ignored", candidate, self.root)
                 raise TemplateNotFound(template)
-        return super().get_source(environment, template)
+        source, filename, uptodate = super().get_source(environment, template)
+        return source, filename, _checked_at_most_every(RELOAD_CHECK_SECONDS, uptodate)
 
 
 @lru_cache(maxsize=256)
@@ -84,7 +125,7 @@ def environment(templates_dir: Path, industry: str, shop_slug: str | None) -> En
         searchpath.append(templates_dir / industry)
     searchpath.append(templates_dir / "generic")
     root = templates_dir.resolve()
-    env = SandboxedEnvironment(
+    env = MemoSandbox(
         loader=ChoiceLoader([ContainedLoader(p, root) for p in searchpath]),
         undefined=StrictUndefined,
         autoescape=False,  # chat text is plain text, never HTML; HTML pages use their own env

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,3 +127,47 @@ def test_a_shop_template_cannot_read_settings_it_was_not_given(templates: Path) 
     override(templates, "shop-a", "bot/evil.txt.j2", "{{ config }}")
     with pytest.raises(Exception, match="config"):
         render_message(templates, "water", "shop-a", "bot/evil.txt.j2")
+
+
+def test_remembered_checks_still_refuse_what_the_stock_sandbox_refuses(templates: Path) -> None:
+    """MemoSandbox remembers per (type, name): a safe name on one type never opens another."""
+
+    def helper() -> str:
+        return "x"
+
+    override(templates, "shop-a", "bot/ok.txt.j2", "{{ who.upper() }}{{ f.__name__ }}")
+    override(templates, "shop-a", "bot/frame.txt.j2", "{{ g.gi_frame }}")
+    with pytest.raises(SecurityError):
+        render_message(templates, "water", "shop-a", "bot/ok.txt.j2", who="王姐", f=helper)
+    generator = (n for n in range(1))
+    for _ in range(2):  # the second time the answer comes from memory: still refused
+        with pytest.raises(SecurityError):
+            render_message(templates, "water", "shop-a", "bot/frame.txt.j2", g=generator)
+    override(templates, "shop-a", "bot/name.txt.j2", "{{ who.upper() }}")
+    for _ in range(2):
+        assert render_message(templates, "water", "shop-a", "bot/name.txt.j2", who="wang") == (
+            "WANG"
+        )
+    env = environment(templates, "water", "shop-a")
+    assert not env.is_safe_attribute(generator, "gi_frame", None)
+    assert not env.is_safe_attribute(helper, "__globals__", None)
+    assert env.is_safe_attribute("wang", "upper", None)
+
+
+def test_an_edited_template_is_picked_up_after_the_reload_interval(
+    templates: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import app.templating as templating
+
+    now = [1000.0]
+    monkeypatch.setattr(templating.time, "monotonic", lambda: now[0])
+    path = override(templates, "shop-a", "bot/custom.txt.j2", "旧话术")
+    assert render_message(templates, "water", "shop-a", "bot/custom.txt.j2") == "旧话术"
+    path.write_text("新话术", encoding="utf-8")
+    os.utime(path, (path.stat().st_mtime + 5, path.stat().st_mtime + 5))
+    # Within the interval the cached template is served without touching the file...
+    now[0] += templating.RELOAD_CHECK_SECONDS / 2
+    assert render_message(templates, "water", "shop-a", "bot/custom.txt.j2") == "旧话术"
+    # ...and once it has passed, the edit is read.
+    now[0] += templating.RELOAD_CHECK_SECONDS
+    assert render_message(templates, "water", "shop-a", "bot/custom.txt.j2") == "新话术"
