@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from sqlalchemy import bindparam, select
+
 import app.bot.commands  # (registers the commands)
 import app.bot.outreach_commands  # (replies to the digest)
 import app.bot.report_commands  # (统计图, 报表, 本周名单)
@@ -15,6 +17,11 @@ from app.bot.registry import registry
 from app.channels.models import PendingQuestion
 from app.customers.risk import refreshes_deferred
 
+_PENDING = PendingQuestion.__table__  # type: ignore[attr-defined]
+# Whether a question of the sender's is waiting (a plain row: no ORM load on the read road).
+_WAITING = select(_PENDING.c.shop_id).where(
+    _PENDING.c.shop_id == bindparam("shop"), _PENDING.c.sender == bindparam("sender")
+)
 # Intents that answer a question rather than start something new.
 _ANSWERS = frozenset({"choice", "cancel"})
 
@@ -64,6 +71,11 @@ def answer_without_writes(ctx: BotContext, message: str) -> list[str] | None:
     command = registry.get(intent.kind)
     if command is None or command.writes or intent.kind in _ANSWERS:
         return None
-    if ctx.session.get(PendingQuestion, (ctx.shop_id, ctx.sender_key)) is not None:
+    waiting = (
+        ctx.session.connection()
+        .execute(_WAITING, {"shop": ctx.shop_id, "sender": ctx.sender_key})
+        .first()
+    )
+    if waiting is not None:
         return None
     return command.handler(ctx, intent)
