@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     # (one GIL): a few threads take requests in arrival order, where many would share the
     # CPU among all of them and stretch every reply (measured: docs/channels.md).
     channel_threads: int = 4
+    # FastAPI's built-in OpenTelemetry (spans, request metrics, error logs) for an operator
+    # who runs an OTel SDK with exporters. Off by default: with no provider configured it
+    # exports nothing, yet asks the global providers on every request.
+    otel_enabled: bool = False
     # SMS: "tencent" (TC3-HMAC-SHA256 signed SendSms), "aliyun" (ACS3-HMAC-SHA256 signed
     # SendSms) or empty (off). secret_id / secret_key: Tencent's SecretId / SecretKey, or
     # Aliyun's AccessKey ID / AccessKey secret.

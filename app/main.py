@@ -81,13 +81,20 @@ def create_app(
             if scheduler is not None:
                 scheduler.shutdown()
 
-    app = FastAPI(title="Huitou 回头客", version="0.1.0", lifespan=lifespan)
+    otel = settings.otel_enabled
+    app = FastAPI(
+        title="Huitou 回头客",
+        version="0.1.0",
+        lifespan=lifespan,
+        telemetry={"tracing": otel, "metrics": otel, "logs": otel, "operation_spans": otel},
+    )
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.effective_database_url)
     app.state.clock = clock or clock_for(settings.today, settings.timezone)
+    # The provider callbacks first: they are the busiest routes and share no path.
+    app.include_router(channel_router)
     app.include_router(web_router)
     app.include_router(dataio_router)
-    app.include_router(channel_router)
     app.include_router(outreach_router)
     app.include_router(reports_router)
     log_configured_channels(settings)

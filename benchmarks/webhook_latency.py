@@ -2,6 +2,7 @@
 
     python -m benchmarks.webhook_latency [--owners 20] [--rounds 10]
         [--database-url postgresql+psycopg://... --reset-database] [--workers 1]
+        [--http auto|httptools|h11] [--loop auto|uvloop|asyncio]
 
 Loads the demo shop into a fresh SQLite file (WAL, pragmas as in production), or into the
 PostgreSQL database given (its public schema is dropped and recreated: a throwaway
@@ -106,12 +107,23 @@ class Server:
         return tree_cpu_seconds(self.process.pid)
 
 
-def start_server(env: dict[str, str], *, workers: int = 1, port: int | None = None) -> Server:
-    """uvicorn app.main:create_app on 127.0.0.1, waited for until /healthz answers."""
+def start_server(
+    env: dict[str, str],
+    *,
+    workers: int = 1,
+    port: int | None = None,
+    http: str = "auto",
+    loop: str = "auto",
+) -> Server:
+    """uvicorn app.main:create_app on 127.0.0.1, waited for until /healthz answers.
+
+    `http`/`loop` as uvicorn takes them: "auto" picks httptools and uvloop (installed with
+    the project); "h11"/"asyncio" measure the pure-Python stack for comparison.
+    """
     port = port or free_port()
     command = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-               "--no-access-log"]  # fmt: skip
+               "--no-access-log", "--http", http, "--loop", loop]  # fmt: skip
     if workers > 1:
         command += ["--workers", str(workers)]
     process = subprocess.Popen(command, env={**os.environ, **env}, cwd=PROJECT_ROOT)
@@ -294,6 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--database-url", default="")
     parser.add_argument("--reset-database", action="store_true")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--http", default="auto", choices=["auto", "httptools", "h11"])
+    parser.add_argument("--loop", default="auto", choices=["auto", "uvloop", "asyncio"])
     args = parser.parse_args(argv)
     side = WeComSide(token="benchToken", aes_key=new_aes_key(), corp_id=CORP_ID)
     clock = clock_for(TODAY, "Asia/Shanghai")
@@ -316,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "HUITOU_CALLBACK_SENDER_BURST": "100000",
             "HUITOU_CALLBACK_SENDER_PER_MINUTE": "100000",
         }
-        server = start_server(env, workers=args.workers)
+        server = start_server(env, workers=args.workers, http=args.http, loop=args.loop)
 
         async def healthz(http: Connection, _owner: str) -> None:
             status, _ = await http.request("GET", "/healthz")
@@ -350,7 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             stop_server(server)
     print(
         f"webhook latency, demo shop, {args.owners} concurrent owners x {args.rounds} messages "
-        f"(uvicorn x{args.workers} on loopback, {backend}, real signing + AES, asyncio client)"
+        f"(uvicorn x{args.workers} on loopback, http={args.http}, loop={args.loop}, {backend}, "
+        "real signing + AES, asyncio client)"
     )
     print_phases(phases, phases[0])
     verdict = "met" if phases[1].p99 < TARGET_P99_MS else "NOT met"

@@ -274,7 +274,6 @@ async def receive(request: Request, background: BackgroundTasks) -> Response:
         check_signature(_sign(settings.wechat_token, timestamp, nonce), query.get("signature"))
         plain = body.decode()
         fields = document
-    message = parse_message(plain)
     openid = fields.get("FromUserName", "")
     if not openid:
         raise Rejected(400)
@@ -332,6 +331,7 @@ async def receive(request: Request, background: BackgroundTasks) -> Response:
     if kind == "event" and event == "subscribe":
         return reply(guide(engine=engine, settings=settings, clock=clock, inbound=inbound))
     if kind == "event":
-        log.debug("wechat event %s ignored (%s)", event, type(message).__name__)
+        # wechatpy names the event for the log (its typed parse is needed nowhere else).
+        log.debug("wechat event %s ignored (%s)", event, type(parse_message(plain)).__name__)
         return PlainTextResponse("success")
     return reply([channel_message(settings.templates_dir, "not_text")])
