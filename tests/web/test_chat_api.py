@@ -112,3 +112,16 @@ def test_webchat_can_be_turned_off(
             == 404
         )
         assert c.get("/healthz").status_code == 200
+
+
+def test_fastapis_opentelemetry_is_off_unless_the_operator_turns_it_on(
+    engine: Engine, settings: Settings, clock: FixedClock
+) -> None:
+    switches = ("tracing", "metrics", "logs", "operation_spans")
+    quiet = create_app(settings=settings, engine=engine, clock=clock)
+    assert not any(quiet._telemetry[name] for name in switches)  # type: ignore[literal-required]
+    assert not quiet._native_telemetry.enabled()
+    traced = create_app(
+        settings=settings.model_copy(update={"otel_enabled": True}), engine=engine, clock=clock
+    )
+    assert all(traced._telemetry[name] for name in switches)  # type: ignore[literal-required]
