@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event, inspect
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, create_engine
 
@@ -79,6 +80,11 @@ def make_engine(
     return engine
 
 
+def insert_for(dialect: str) -> type[sqlite.Insert] | type[postgresql.Insert]:
+    """The dialect's INSERT construct, which has ON CONFLICT (SQLite and PostgreSQL alike)."""
+    return postgresql.Insert if dialect == "postgresql" else sqlite.Insert
+
+
 @lru_cache(maxsize=16)
 def with_option(engine: Engine, option: str) -> Engine:
     """`engine` with execution option `option` set to True: one view per engine and option,
@@ -90,9 +96,7 @@ def with_option(engine: Engine, option: str) -> Engine:
 def write_session(engine: Engine) -> Iterator[Session]:
     """A session whose transaction commits on success and rolls back on any error."""
     # expire_on_commit=False: callers read what they wrote after the commit, outside it.
-    with Session(
-        with_option(engine, WRITE_OPTION), expire_on_commit=False
-    ) as session:
+    with Session(with_option(engine, WRITE_OPTION), expire_on_commit=False) as session:
         try:
             yield session
             session.commit()

@@ -25,13 +25,12 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 from fastapi import HTTPException, Request
 from sqlalchemy import Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
 from wechatpy.crypto import PrpCrypto
 from wechatpy.utils import WeChatSigner
 
 from app.channels.models import InboxMessage
 from app.clock import Clock
-from app.db import write_session
+from app.db import insert_for, write_session
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +189,7 @@ def act_once(
     For what does not go through the bot (binding, taps, contact events). The inbox row and
     the action's writes commit together, like app.channels.inbox.deliver.
     """
-    insert = postgresql.Insert if engine.dialect.name == "postgresql" else sqlite.Insert
+    insert = insert_for(engine.dialect.name)
     with write_session(engine) as session:
         session.execute(
             insert(InboxMessage)

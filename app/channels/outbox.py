@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from sqlalchemy import Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 
 from app.channels.models import OutboxMessage
 from app.channels.push import PushMessage, PushReceipt
 from app.clock import Clock
-from app.db import read_session, write_session
+from app.db import insert_for, read_session, write_session
 
 
 class OutboxPusher:
@@ -25,7 +24,7 @@ class OutboxPusher:
         return True
 
     def push(self, message: PushMessage) -> PushReceipt:
-        insert = postgresql.Insert if self.engine.dialect.name == "postgresql" else sqlite.Insert
+        insert = insert_for(self.engine.dialect.name)
         with write_session(self.engine) as session:
             new_id = session.execute(
                 insert(OutboxMessage)

@@ -21,7 +21,7 @@ from app.channels.models import AccessToken
 from app.channels.push import PushError, PushUnavailable
 from app.clock import Clock, from_utc
 from app.config import Settings
-from app.db import read_session, write_session
+from app.db import insert_for, read_session, write_session
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +85,17 @@ class TokenStore:
         """Take the refresh lease; or the token someone refreshed meanwhile."""
         now = self.clock.now()
         with write_session(self.engine) as session:
+            # The first claim of an app creates its row. Two claimers at once (two pushes,
+            # two processes) would both find none, and FOR UPDATE locks no missing row on
+            # PostgreSQL: the second INSERT died on the key. Insert-if-missing, then lock.
+            session.execute(
+                insert_for(self.engine.dialect.name)(AccessToken)
+                .values(app_key=self.app_key, token="", updated_at=now)
+                .on_conflict_do_nothing(index_elements=["app_key"])
+            )
             row = session.execute(
                 select(AccessToken).where(AccessToken.app_key == self.app_key).with_for_update()  # type: ignore[arg-type]
-            ).scalar_one_or_none()
-            if row is None:
-                row = AccessToken(app_key=self.app_key, updated_at=now)
+            ).scalar_one()
             token = self._fresh(row)
             if token and token != stale:
                 return False, token

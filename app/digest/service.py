@@ -22,7 +22,6 @@ from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from app.channels.push import (
@@ -35,7 +34,7 @@ from app.channels.push import (
 )
 from app.clock import Clock
 from app.config import Settings
-from app.db import read_session, write_session
+from app.db import insert_for, read_session, write_session
 from app.digest.build import build_digest
 from app.digest.models import DigestDelivery, DigestRun
 from app.shops.models import Shop
@@ -61,10 +60,6 @@ class RunResult:
     pending: int = 0
 
 
-def _insert(engine: Engine) -> type[sqlite.Insert] | type[postgresql.Insert]:
-    return postgresql.Insert if engine.dialect.name == "postgresql" else sqlite.Insert
-
-
 def delivery_key(delivery: DigestDelivery) -> str:
     """The idempotency key of one person's digest: stable across retries and restarts."""
     return f"digest:{delivery.run_id}:{delivery.staff_id}"
@@ -85,7 +80,7 @@ def _claim(
             ).scalar():
                 return None
         inserted = session.execute(
-            _insert(engine)(DigestRun)
+            insert_for(engine.dialect.name)(DigestRun)
             .values(
                 shop_id=shop_id,
                 run_date=day,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -12,6 +15,7 @@ from sqlmodel import select
 from app.channels.models import AccessToken
 from app.channels.push import PushButton, PushItem, PushMessage, PushUnavailable
 from app.channels.pushers import pushers_from_settings
+from app.channels.tokens import TokenStore
 from app.channels.wechat import OfficialAccountPusher
 from app.channels.wecom import WeComPusher
 from app.clock import FixedClock
@@ -97,6 +101,38 @@ def test_wecom_push_sends_markdown_and_a_button_card_once_per_token(
     with read_session(engine) as session:
         stored = session.get(AccessToken, "wecom:ww0123456789abcdef:1000002")
     assert stored is not None and stored.token == "tok-1"
+
+
+def test_first_claims_of_a_token_at_once_fetch_it_once_and_all_get_it(
+    engine: Engine, clock: FixedClock
+) -> None:
+    """Pushes racing for an app's very first token (no row yet): one gettoken, one token.
+
+    On PostgreSQL the claimers used to find no row to lock, all inserted it, and all but
+    one died on the primary key; SQLite's BEGIN IMMEDIATE hid it.
+    """
+    for round_ in range(6):
+        fetched: list[int] = []
+        gate = threading.Barrier(8)
+
+        def fetch(
+            _http: httpx.Client, _force: bool, round_: int = round_, fetched: list[int] = fetched
+        ) -> tuple[str, int]:
+            fetched.append(1)
+            time.sleep(0.05)
+            return f"tok-{round_}", 7200
+
+        store = TokenStore(engine=engine, clock=clock, app_key=f"wecom:race:{round_}",
+                           fetch=fetch, http=httpx.Client(), wait_step_seconds=0.01)  # fmt: skip
+
+        def first_get(_: int, store: TokenStore = store, gate: threading.Barrier = gate) -> str:
+            gate.wait(timeout=10)
+            return store.get()
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            tokens = list(pool.map(first_get, range(8)))
+        assert tokens == [f"tok-{round_}"] * 8
+        assert len(fetched) == 1
 
 
 def test_expired_token_is_refreshed_and_the_send_retried(
