@@ -15,7 +15,6 @@ row committed first wins and both get its replies. docs/channels.md has the figu
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import weakref
 from collections.abc import Iterator
@@ -26,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, Insert, bindparam, event, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from app.bot.context import BotContext
@@ -34,7 +32,7 @@ from app.bot.core import answer_without_writes, handle
 from app.channels.binding import find_sender_in
 from app.channels.models import InboxMessage
 from app.clock import Clock
-from app.db import with_option, write_connection, write_session
+from app.db import insert_for, with_option, write_connection, write_session
 from app.shops.models import Shop, Staff
 
 log = logging.getLogger(__name__)
@@ -56,10 +54,6 @@ class Delivery:
 class DeliveryResult:
     replies: list[str]
     duplicate: bool  # True when this delivery was a repeat of a handled message
-
-
-def _insert_ignoring_duplicate(engine: Engine) -> type[sqlite.Insert] | type[postgresql.Insert]:
-    return postgresql.Insert if engine.dialect.name == "postgresql" else sqlite.Insert
 
 
 # SQLite lets one writer in at a time and a waiting writer polls with growing sleeps (up to
@@ -167,7 +161,7 @@ def deliver(
 ) -> DeliveryResult:
     """Store the message if new, let the bot handle it, and return the replies."""
     with write_session(engine) as session:
-        insert = _insert_ignoring_duplicate(engine)
+        insert = insert_for(engine.dialect.name)
         statement = (
             insert(InboxMessage)
             .values(
@@ -322,7 +316,8 @@ def _settle(
 @dataclass
 class _Row:
     values: dict[str, Any]
-    done: threading.Event = field(default_factory=threading.Event)
+    wake: threading.Event = field(default_factory=threading.Event)
+    done: bool = False  # committed (or failed): `won`, `replies`, `error` are set
     won: bool = False
     replies: list[str] = field(default_factory=list)
     error: BaseException | None = None
@@ -331,60 +326,57 @@ class _Row:
 class InboxRecorder:
     """Group commit for handled inbox rows: whatever is queued goes in one transaction.
 
-    One thread per engine takes the queue, inserts every row (ignoring a duplicate key),
-    reads back the rows that lost to an earlier delivery, commits once and wakes the
-    callers. Under load the rows of 10-20 concurrent requests share one commit and one
-    fsync; alone, a row waits for nothing but its own commit. The thread leaves after a
-    few idle seconds and comes back with the next row.
+    Leader and followers, no thread of its own: a caller that finds no commit running
+    commits the queue (its own row first) on its own thread; callers that arrive while a
+    commit runs queue up and wait. The leader wakes the rows it committed and hands the
+    lead to the first row still queued, whose caller commits the next batch. Under load
+    the rows of 10-20 concurrent requests share one commit; alone, a row is committed at
+    once by its own caller, with no hand-off between threads.
     """
 
     MAX_BATCH = 64
-    IDLE_SECONDS = 5.0
 
     def __init__(self, engine: Engine) -> None:
         self._engine = weakref.ref(engine)
-        self._queue: queue.SimpleQueue[_Row] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._start = threading.Lock()
+        self._lock = threading.Lock()
+        self._queue: list[_Row] = []
+        self._committing = False  # a leader is at work; False only with an empty queue
 
     def record(self, values: dict[str, Any]) -> tuple[bool, list[str]]:
         """Commit this row (or find the one that was first); (ours won, the stored replies)."""
         row = _Row(values)
-        self._queue.put(row)
-        with self._start:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="huitou-inbox-recorder", daemon=True
-                )
-                self._thread.start()
-        row.done.wait()
+        with self._lock:
+            self._queue.append(row)
+            lead = not self._committing
+            self._committing = True
+        if not lead:
+            row.wake.wait()  # committed by a leader, or handed the lead
+        if not row.done:
+            self._lead()
         if row.error is not None:
             raise row.error
         return row.won, row.replies
 
-    def _run(self) -> None:
-        while True:
-            try:
-                batch = [self._queue.get(timeout=self.IDLE_SECONDS)]
-            except queue.Empty:
-                with self._start:
-                    if self._queue.empty():
-                        self._thread = None
-                        return
-                continue
-            while len(batch) < self.MAX_BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                self._commit(batch)
-            except BaseException as exc:  # every waiting caller gets the failure
-                for row in batch:
-                    row.error = exc
-            finally:
-                for row in batch:
-                    row.done.set()
+    def _lead(self) -> None:
+        """Commit one batch (the caller's row is first in the queue), then pass the lead on."""
+        with self._lock:
+            batch = self._queue[: self.MAX_BATCH]
+            del self._queue[: self.MAX_BATCH]
+        try:
+            self._commit(batch)
+        except BaseException as exc:  # every caller of the batch gets the failure
+            for row in batch:
+                row.error = exc
+        finally:
+            for row in batch:
+                row.done = True
+            with self._lock:
+                if self._queue:
+                    self._queue[0].wake.set()  # its caller leads the next batch
+                else:
+                    self._committing = False
+            for row in batch:
+                row.wake.set()
 
     def _commit(self, batch: list[_Row]) -> None:
         engine = self._engine()
@@ -429,9 +421,8 @@ def _record_statement(dialect: str) -> Insert:
     RETURNING tells a row that went in from one that lost to an earlier delivery
     (rowcount is not reliable across drivers for ON CONFLICT DO NOTHING).
     """
-    insert = postgresql.Insert if dialect == "postgresql" else sqlite.Insert
     return (
-        insert(InboxMessage)
+        insert_for(dialect)(InboxMessage)
         .on_conflict_do_nothing(index_elements=["channel", "external_id"])
         .returning(_INBOX.c.id)
     )
