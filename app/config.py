@@ -77,8 +77,10 @@ class Settings(BaseSettings):
     wechat_reply_budget_seconds: float = 4.0
     # Threads that run the bot for WeChat/WeCom callbacks. The work is CPU-bound Python
     # (one GIL): a few threads take requests in arrival order, where many would share the
-    # CPU among all of them and stretch every reply (measured: docs/channels.md).
-    channel_threads: int = 4
+    # CPU among all of them and stretch every reply. 2 against 4: p99 lower in 7 of 7
+    # alternating pairs on SQLite, equal on PostgreSQL (docs/channels.md). A slow command
+    # holds one of them; past the reply budget its answer is pushed later.
+    channel_threads: int = 2
     # FastAPI's built-in OpenTelemetry (spans, request metrics, error logs) for an operator
     # who runs an OTel SDK with exporters. Off by default: with no provider configured it
     # exports nothing, yet asks the global providers on every request.
