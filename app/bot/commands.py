@@ -197,14 +197,11 @@ def _record_order(
             inbox_id=ctx.inbox_id,
             staff_id=ctx.staff.id,
             source="chat",
+            delivery_on=item.delivery_on,
+            paid_by="tickets" if by_tickets else None,
         )
     except OrderError as exc:
         return None, [ctx.render("order_invalid", reason=str(exc))]
-    if item.delivery_on or by_tickets:
-        # Neither field changes the assessment: the next flush writes them.
-        order.delivery_on = item.delivery_on
-        order.paid_by = "tickets" if by_tickets else None
-        ctx.session.add(order)
     ctx.changed = True
     gap = (order.order_date - previous_on).days if previous_on else None
     return order, [

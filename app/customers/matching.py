@@ -19,7 +19,7 @@ from typing import Any
 
 from pypinyin import lazy_pinyin
 from rapidfuzz import fuzz, process
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -263,16 +263,21 @@ _CACHE_LOCK = threading.Lock()
 _SHOPS_PER_DATABASE = 256
 
 
+_CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
+# Built once and run on the connection: every name that is not exact reads it (composing
+# the aggregate and running it through the ORM session cost ~0.3 ms of its ~0.4 ms).
+_FINGERPRINT = sa_select(
+    func.count(),
+    func.coalesce(func.sum(_CUSTOMERS.c.match_tag), 0),
+    func.max(_CUSTOMERS.c.id),
+).where(_CUSTOMERS.c.shop_id == bindparam("shop"))
+
+
 def _fingerprint(session: Session, shop_id: int) -> tuple[Any, ...]:
     """Changes whenever any of the shop's customers is added, removed or has a name, alias,
     phone, address or status change: triggers give the row a new random match_tag then."""
-    row = session.execute(
-        sa_select(
-            func.count(),
-            func.coalesce(func.sum(col(Customer.match_tag)), 0),
-            func.max(col(Customer.id)),
-        ).where(col(Customer.shop_id) == shop_id)
-    ).one()
+    session.flush()  # customers added or renamed in this session count (as under autoflush)
+    row = session.connection().execute(_FINGERPRINT, {"shop": shop_id}).one()
     return (int(row[0]), int(row[1]), row[2])
 
 
@@ -300,6 +305,15 @@ def match_index(*, session: Session, shop: Shop) -> MatchIndex:
     return index
 
 
+# Built once: every message that names a customer runs it first (building the statement
+# cost as much as running it).
+_EXACT = select(Customer).where(
+    Customer.shop_id == bindparam("shop"),
+    Customer.name == bindparam("name"),
+    Customer.status != "forgotten",
+)
+
+
 def match_customers(*, session: Session, shop: Shop, query: str) -> list[Match]:
     """Who `query` may mean in this shop, best tier only (exact names use the index)."""
     query = query.strip()
@@ -307,11 +321,7 @@ def match_customers(*, session: Session, shop: Shop, query: str) -> list[Match]:
         return []
     # Whole rows, not ids: kept referenced by the session (its identity map holds objects
     # only weakly), so the caller's session.get(Customer, id) costs no second query.
-    exact = session.exec(
-        select(Customer).where(
-            Customer.shop_id == shop.id, Customer.name == query, Customer.status != "forgotten"
-        )
-    ).all()
+    exact = session.exec(_EXACT, params={"shop": shop.id, "name": query}).all()
     if exact:
         session.info.setdefault("matched_customers", []).extend(exact)
         return [Match(c.id, "name", query) for c in exact if c.id is not None]
