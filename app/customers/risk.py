@@ -8,14 +8,16 @@ with the stored priors, in the caller's transaction, after each order or event.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import bindparam, update
+from sqlalchemy import BindParameter, bindparam, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from app.clock import Clock, from_utc, local_today
@@ -101,19 +103,23 @@ _SUMMARY_FIELDS = (
     "findings", "check_on", "red_on", "lost_on", "assessed_on", "updated_at",
 )  # fmt: skip
 # Built once: this path runs after every order and event, and composing a 20-column UPDATE
-# per call cost more than the assessment itself.
-_LOCK_SUMMARY = (
+# per call cost more than the assessment itself. The reads take several customers at once
+# (the customers one message touched), each customer's rows in the order of its index.
+_CUSTOMERS: BindParameter[list[int]] = bindparam("cids", expanding=True)
+_LOCK_SUMMARIES = (
     select(_SUMMARY.c.customer_id)
-    .where(_SUMMARY.c.customer_id == bindparam("cid"))
+    .where(_SUMMARY.c.customer_id.in_(_CUSTOMERS))
+    .order_by(_SUMMARY.c.customer_id)
     .with_for_update()
 )
-_SELECT_ORDERS = select(_ORDERS.c.order_date, _ORDERS.c.quantity, _ORDERS.c.amount_cents).where(
-    _ORDERS.c.customer_id == bindparam("cid")
-)
-# All the customer's events, kinds filtered in Python: an IN list is re-rendered per call.
-_SELECT_EVENTS = select(_EVENTS.c.id, _EVENTS.c.kind, _EVENTS.c.occurred_at, _EVENTS.c.data).where(
-    _EVENTS.c.customer_id == bindparam("cid")
-)
+_SELECT_ORDERS = sa_select(
+    _ORDERS.c.customer_id, _ORDERS.c.order_date, _ORDERS.c.quantity, _ORDERS.c.amount_cents
+).where(_ORDERS.c.customer_id.in_(_CUSTOMERS))
+# All the customers' events, kinds filtered in Python (a second IN list, expanded per call,
+# would cost more than it saves).
+_SELECT_EVENTS = sa_select(
+    _EVENTS.c.customer_id, _EVENTS.c.id, _EVENTS.c.kind, _EVENTS.c.occurred_at, _EVENTS.c.data
+).where(_EVENTS.c.customer_id.in_(_CUSTOMERS))
 _RISK_KINDS = frozenset(RISK_EVENT_KINDS)
 _UPDATE_SUMMARY = (
     _SUMMARY.update()
@@ -133,7 +139,8 @@ def refreshes_deferred(session: Session) -> Iterator[None]:
     tickets is an order and a tickets event; `王姐2桶 王姐1桶` is two orders): each used to
     reassess the customer on the spot. Inside this block `request_refresh` only notes the
     customer, and the notes are settled at the end, still inside the caller's transaction
-    (not on an error: the transaction is rolled back anyway). Nested blocks join the outer.
+    (not on an error: the transaction is rolled back anyway), the customers of one shop
+    together (`王姐2桶 老李1桶`: one read of both histories). Nested blocks join the outer.
     """
     if _DEFERRED in session.info:
         yield
@@ -144,8 +151,12 @@ def refreshes_deferred(session: Session) -> Iterator[None]:
         yield
     finally:
         session.info.pop(_DEFERRED, None)
+    batches: dict[tuple[int, int], list[int]] = {}
     for customer_id, (shop, clock) in pending.items():
-        refresh_customer(session=session, shop=shop, customer_id=customer_id, clock=clock)
+        batches.setdefault((id(shop), id(clock)), []).append(customer_id)
+    for customer_ids in batches.values():
+        shop, clock = pending[customer_ids[0]]
+        refresh_customers(session=session, shop=shop, customer_ids=customer_ids, clock=clock)
 
 
 def request_refresh(*, session: Session, shop: Shop, customer_id: int, clock: Clock) -> None:
@@ -167,57 +178,93 @@ def settle_refresh(*, session: Session, customer_id: int) -> None:
 
 def refresh_customer(*, session: Session, shop: Shop, customer_id: int, clock: Clock) -> None:
     """Reassess one customer now, in the caller's transaction (row locked on PostgreSQL)."""
+    refresh_customers(session=session, shop=shop, customer_ids=[customer_id], clock=clock)
+
+
+@dataclass
+class _History:
+    """One customer's orders (epoch days, quantities, amounts in yuan) and risk events."""
+
+    days: list[int] = field(default_factory=list)
+    quantities: list[float] = field(default_factory=list)
+    amounts: list[float] = field(default_factory=list)
+    events: list[EventPoint] = field(default_factory=list)
+
+
+def _histories(session: Session, shop: Shop, customer_ids: Sequence[int]) -> dict[int, _History]:
+    """The customers' histories, read in one query for the orders and one for the events."""
+    assert shop.id is not None
+    tz = ZoneInfo(shop.timezone)
+    # Orders and events just added through the ORM must reach the database first.
+    session.flush()
+    conn = session.connection()
+    key = {"cids": list(customer_ids)}
+    if conn.dialect.name != "sqlite":
+        # Serialise concurrent reassessments of these customers before reading their history.
+        # (SQLite has one writer at a time already: write transactions BEGIN IMMEDIATE.)
+        conn.execute(_LOCK_SUMMARIES, key)
+    histories = {cid: _History() for cid in customer_ids}
+    for cid, d, q, a in conn.execute(_SELECT_ORDERS, key):
+        history = histories[cid]
+        history.days.append(epoch_day(d))
+        history.quantities.append(float(q))
+        history.amounts.append((a or 0) / 100)
+    rows = [r for r in conn.execute(_SELECT_EVENTS, key) if r.kind in _RISK_KINDS]
+    # Undo events are shop-level (one message may touch several customers); only those
+    # newer than the oldest of these events can cancel one of them.
+    undone = undone_among(session, shop.id, [r.id for r in rows])
+    for cid, i, kind, at, data in rows:
+        if i not in undone:
+            day = from_utc(at).astimezone(tz).date()
+            histories[cid].events.append(EventPoint(id=i, kind=kind, day=day, data=data))
+    return histories
+
+
+def refresh_customers(
+    *, session: Session, shop: Shop, customer_ids: Sequence[int], clock: Clock
+) -> None:
+    """Reassess these customers of `shop` now, in the caller's transaction (their rows
+    locked on PostgreSQL), each exactly as refresh_customer would."""
     priors = stored_priors(shop)
     if priors is None:
         rescore_shop(session=session, shop=shop, clock=clock)
         priors = stored_priors(shop)
         assert priors is not None
     assert shop.id is not None
-    tz = ZoneInfo(shop.timezone)
     today = local_today(clock, shop.timezone)
-    # Orders and events just added through the ORM must reach the database first.
-    session.flush()
-    conn = session.connection()
-    key = {"cid": customer_id}
-    if conn.dialect.name != "sqlite":
-        # Serialise concurrent reassessments of this customer before reading its history.
-        # (SQLite has one writer at a time already: write transactions BEGIN IMMEDIATE.)
-        conn.execute(_LOCK_SUMMARY, key)
-    days: list[int] = []
-    quantities: list[float] = []
-    amounts: list[float] = []
-    for d, q, a in conn.execute(_SELECT_ORDERS, key):
-        days.append(epoch_day(d))
-        quantities.append(float(q))
-        amounts.append((a or 0) / 100)
-    rows = [r for r in conn.execute(_SELECT_EVENTS, key) if r[1] in _RISK_KINDS]
-    # Undo events are shop-level (one message may touch several customers); only those
-    # newer than this customer's oldest event can cancel one of its events.
-    undone = undone_among(session, shop.id, [r[0] for r in rows])
-    events = [
-        EventPoint(id=i, kind=k, day=from_utc(at).astimezone(tz).date(), data=data)
-        for i, k, at, data in rows
-        if i not in undone
-    ]
-    assessment, row = assess_history(
-        days, quantities, amounts, events, priors=priors, config=risk_config(shop), as_of=today
-    )
-    bought = row["n_orders"] > 0
-    values = _summary_values(
-        assessment,
-        first=from_epoch_day(row["first_day"]) if bought else None,
-        last=from_epoch_day(row["last_day"]) if bought else None,
-        total_quantity=row["total_quantity"],
-        total_amount=row["total_amount"],
-        last_quantity=row["last_quantity"] if bought else None,
-        today=today,
-        clock=clock,
-    )
-    updated = conn.execute(
+    config = risk_config(shop)
+    for customer_id, history in _histories(session, shop, customer_ids).items():
+        assessment, row = assess_history(
+            history.days,
+            history.quantities,
+            history.amounts,
+            history.events,
+            priors=priors,
+            config=config,
+            as_of=today,
+        )
+        bought = row["n_orders"] > 0
+        values = _summary_values(
+            assessment,
+            first=from_epoch_day(row["first_day"]) if bought else None,
+            last=from_epoch_day(row["last_day"]) if bought else None,
+            total_quantity=row["total_quantity"],
+            total_amount=row["total_amount"],
+            last_quantity=row["last_quantity"] if bought else None,
+            today=today,
+            clock=clock,
+        )
+        _write_summary(session, shop.id, customer_id, values)
+
+
+def _write_summary(
+    session: Session, shop_id: int, customer_id: int, values: dict[str, Any]
+) -> None:
+    updated = session.connection().execute(
         _UPDATE_SUMMARY, {"cid": customer_id, **{f"v_{k}": v for k, v in values.items()}}
     )
     if updated.rowcount == 0:
-        session.add(CustomerSummary(customer_id=customer_id, shop_id=shop.id, **values))
+        session.add(CustomerSummary(customer_id=customer_id, shop_id=shop_id, **values))
         session.flush()
         return
     # A copy of this summary loaded earlier in the session would now be stale.

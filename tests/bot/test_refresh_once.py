@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from app.customers.models import CustomerSummary
 from app.db import read_session, write_session
 from app.events.models import Event
 from app.events.service import undone_among, undone_event_ids
+from app.orders.models import Order
 from app.shops.models import Shop
 from app.shops.service import ShopError
 from tests.conftest import ChatDriver
@@ -36,17 +38,22 @@ def summaries(engine: Engine) -> dict[int, dict[str, Any]]:
 
 
 @pytest.fixture
-def counted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Customer ids in the order refresh_customer reassessed them."""
-    calls: list[int] = []
-    real = risk.refresh_customer
+def batches(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
+    """The customer ids of each refresh_customers call (refresh_customer makes one too)."""
+    calls: list[list[int]] = []
+    real = risk.refresh_customers
 
     def counting(**kwargs: Any) -> None:
-        calls.append(kwargs["customer_id"])
+        calls.append(list(kwargs["customer_ids"]))
         real(**kwargs)
 
-    monkeypatch.setattr(risk, "refresh_customer", counting)
+    monkeypatch.setattr(risk, "refresh_customers", counting)
     return calls
+
+
+def _reassessed(batches: list[list[int]]) -> list[int]:
+    """Customer ids in the order they were reassessed."""
+    return [customer_id for batch in batches for customer_id in batch]
 
 
 @pytest.mark.parametrize(
@@ -61,11 +68,33 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     ],
 )
 def test_each_customer_is_reassessed_once_per_message(
-    chat: ChatDriver, counted: list[int], message: str, refreshes: int
+    chat: ChatDriver, batches: list[list[int]], message: str, refreshes: int
 ) -> None:
     chat.say(message)
+    counted = _reassessed(batches)
     assert len(counted) == refreshes
     assert len(set(counted)) == refreshes
+
+
+def test_a_message_with_several_orders_records_each_once_and_reads_histories_once(
+    chat: ChatDriver, engine: Engine, batches: list[list[int]]
+) -> None:
+    def orders() -> Counter[int]:
+        with read_session(engine) as s:
+            return Counter(s.exec(select(Order.customer_id)).all())
+
+    before = orders()
+    replies = chat.send("王姐2桶 老刘1桶")
+    assert replies[0].startswith("已记:王姐 2桶") and replies[1].startswith("已记:老刘 1桶")
+    added = orders() - before
+    assert sorted(added.values()) == [1, 1]
+    # Both customers reassessed together, after both orders: one read of their histories.
+    assert len(batches) == 1 and sorted(batches[0]) == sorted(added)
+    with read_session(engine) as s:
+        for customer_id in added:
+            summary = s.get(CustomerSummary, customer_id)
+            assert summary is not None
+            assert summary.order_count == before[customer_id] + 1
 
 
 def test_deferred_summaries_equal_an_immediate_reassessment(
@@ -92,13 +121,14 @@ def test_the_same_customer_twice_in_one_message_sees_the_first_order(chat: ChatD
 
 
 def test_undo_reassesses_every_customer_it_touches_once(
-    chat: ChatDriver, engine: Engine, counted: list[int]
+    chat: ChatDriver, engine: Engine, batches: list[list[int]]
 ) -> None:
     chat.say("王姐 2桶")
     before = summaries(engine)
     chat.say("王姐 投诉 送水慢")
-    counted.clear()
+    batches.clear()
     chat.say("撤销")
+    counted = _reassessed(batches)
     assert len(counted) == len(set(counted)) == 1
     assert summaries(engine) == before
 
