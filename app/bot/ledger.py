@@ -9,11 +9,12 @@ the undo event), then the customer's summary is recomputed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam
+from sqlalchemy import Row, Select, bindparam
 from sqlmodel import Session, col, select
 
 from app.bot.context import BotContext
@@ -88,6 +89,19 @@ def live_events(
     return [e for e in rows if e.id not in undone]
 
 
+def live_rows(
+    session: Session, shop_id: int, statement: Select[Any], params: dict[str, Any]
+) -> Sequence[Row[Any]]:
+    """The rows of a prebuilt Core `statement` over events (its first column the event id)
+    whose events were not undone, in the statement's order: live_events without the ORM."""
+    session.flush()  # events added through the session count (a plain read does not autoflush)
+    rows = session.connection().execute(statement, params).all()
+    if not rows:
+        return rows
+    undone = undone_among(session, shop_id, [row[0] for row in rows])
+    return [row for row in rows if row[0] not in undone]
+
+
 _EVENTS = Event.__table__  # type: ignore[attr-defined]
 # Built once: a balance is read after every ticket or deposit change and on every card.
 _CHANGES = select(_EVENTS.c.id, _EVENTS.c.data).where(
@@ -99,14 +113,10 @@ _CHANGES = select(_EVENTS.c.id, _EVENTS.c.data).where(
 
 def balance(session: Session, shop_id: int, customer_id: int, kind: str) -> int:
     """Water tickets ("tickets") or buckets on deposit ("deposit") the customer holds."""
-    session.flush()  # events added through the session count (a plain read does not autoflush)
-    rows = (
-        session.connection()
-        .execute(_CHANGES, {"cid": customer_id, "shop": shop_id, "kind": kind})
-        .all()
+    rows = live_rows(
+        session, shop_id, _CHANGES, {"cid": customer_id, "shop": shop_id, "kind": kind}
     )
-    undone = undone_among(session, shop_id, [i for i, _ in rows])
-    return sum(int(data.get("change", 0)) for i, data in rows if i not in undone)
+    return sum(int(row.data.get("change", 0)) for row in rows)
 
 
 def open_complaints(session: Session, shop_id: int, customer_id: int) -> list[Event]:

@@ -9,18 +9,18 @@ from app.bot.context import BotContext, ChatImage
 from app.bot.parse import Intent
 from app.bot.registry import registry
 from app.outreach.links import link_secret, report_token
-from app.reports.metrics import ShopReport, build_report, weekly_list
+from app.reports.metrics import ShopReport, build_chat_report, build_report, weekly_list
 from app.reports.monthly import month_of
 from app.reports.wording import render_report_text, report_labels
 
 
-def _report(ctx: BotContext, months_back: int, *, with_weekly: bool = False) -> ShopReport:
+def _report(ctx: BotContext, months_back: int) -> ShopReport:
     return build_report(
         session=ctx.session,
         shop=ctx.shop,
         first_day=month_of(ctx.today, months_back),
         clock=ctx.clock,
-        with_weekly=with_weekly,
+        with_weekly=False,
     )
 
 
@@ -39,8 +39,17 @@ def dashboard_url(ctx: BotContext, months_back: int = 0) -> tuple[str, int]:
 
 
 def month_report_replies(ctx: BotContext, months_back: int) -> list[str]:
-    """本月统计 / 上月统计: the month's figures with the churn definition, in one message."""
-    report = _report(ctx, months_back)
+    """本月统计 / 上月统计: the month's figures with the churn definition, in one message.
+
+    The text shows part of the report (the chart and the dashboard show all of it): only
+    that part is computed, as the full report computes it.
+    """
+    report = build_chat_report(
+        session=ctx.session,
+        shop=ctx.shop,
+        first_day=month_of(ctx.today, months_back),
+        clock=ctx.clock,
+    )
     labels = report_labels(ctx.templates_dir, ctx.shop)
     return [ctx.render("report_month", r=report, m=report.summary, today=ctx.today, labels=labels)]
 

@@ -12,13 +12,12 @@ import bisect
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func
+from sqlalchemy import Row, Select, bindparam, case, func
 from sqlalchemy import select as core_select
-from sqlalchemy.sql import ColumnElement
 from sqlmodel import Session, select
 
 from app.bot.when import month_end
@@ -26,12 +25,11 @@ from app.clock import Clock, from_utc
 from app.customers.models import Customer, CustomerSummary
 from app.customers.service import DueCustomer, due_customers
 from app.events.models import Event
-from app.events.service import undone_among
 from app.orders.models import Order
 from app.outreach.models import FollowUp
 from app.outreach.service import policy_for
 from app.outreach.tiers import loss_reason_code, within_48h
-from app.reports.monthly import MonthSummary, month_of, month_summary
+from app.reports.monthly import MonthSummary, month_of, month_summary, outcome_marks, utc_start
 from app.shops.models import Shop
 
 TREND_MONTHS = 12
@@ -41,11 +39,98 @@ WEEKLY_TO_MESSAGE = 10
 WEEKLY_LAST_LOST = 5
 
 _EVENTS = Event.__table__  # type: ignore[attr-defined]
+_FOLLOWUPS = FollowUp.__table__  # type: ignore[attr-defined]
+_SUMMARIES = CustomerSummary.__table__  # type: ignore[attr-defined]
+_ORDERS = Order.__table__  # type: ignore[attr-defined]
+_CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
 # Table columns for the aggregate queries (plain Core: no ORM objects are built).
-_F = FollowUp.__table__.c  # type: ignore[attr-defined]
-_S = CustomerSummary.__table__.c  # type: ignore[attr-defined]
-_O = Order.__table__.c  # type: ignore[attr-defined]
-_C = Customer.__table__.c  # type: ignore[attr-defined]
+_F = _FOLLOWUPS.c
+_S = _SUMMARIES.c
+_O = _ORDERS.c
+_C = _CUSTOMERS.c
+
+# Built once, with bind parameters: composing each query per report cost about as much as
+# running it on a small shop.
+_FIRST_ORDERS = (
+    core_select(_S.first_order_on, func.count())
+    .where(_S.shop_id == bindparam("shop"), _S.first_order_on.is_not(None))
+    .group_by(_S.first_order_on)
+)
+_MARKED = (
+    core_select(_EVENTS.c.customer_id)
+    .where(_EVENTS.c.shop_id == bindparam("shop"), _EVENTS.c.kind == "outcome")
+    .scalar_subquery()
+)
+_MARKED_FIRST_ORDERS = core_select(_S.customer_id, _S.first_order_on).where(
+    _S.shop_id == bindparam("shop"), _S.customer_id.in_(_MARKED), _S.first_order_on.is_not(None)
+)
+_UNMARKED = (
+    core_select(func.count())
+    .select_from(_SUMMARIES.join(_CUSTOMERS, _C.id == _S.customer_id))
+    .where(
+        _S.shop_id == bindparam("shop"),
+        _S.lost_on >= bindparam("first"),
+        _S.lost_on <= bindparam("last"),
+        _C.status.not_in(("lost", "forgotten")),
+    )
+)
+# Warning episodes (a customer's warning day) of the month, with their first contact.
+_EPISODES = (
+    core_select(_F.customer_id, _F.warning_on, func.min(_F.first_contact_at))
+    .where(
+        _F.shop_id == bindparam("shop"),
+        _F.tier > 0,
+        _F.warning_on >= bindparam("first"),
+        _F.warning_on <= bindparam("last"),
+    )
+    .group_by(_F.customer_id, _F.warning_on)
+)
+_PROPOSED = (
+    core_select(_F.tier, func.count())
+    .where(
+        _F.shop_id == bindparam("shop"),
+        _F.created_on >= bindparam("first"),
+        _F.created_on <= bindparam("last"),
+    )
+    .group_by(_F.tier)
+)
+_CONTACTED_IN_MONTH = (
+    _F.shop_id == bindparam("shop"),
+    _F.first_contact_at >= bindparam("start"),
+    _F.first_contact_at < bindparam("end"),
+)
+_DONE = core_select(_F.tier, func.count()).where(*_CONTACTED_IN_MONTH).group_by(_F.tier)
+# The month's cohort: follow-ups (tiers 1-3) whose first contact fell in the month.
+_COHORT = (*_CONTACTED_IN_MONTH, _F.tier > 0)
+
+
+def _winback_query(key: Any) -> Select[Any]:
+    recovered = func.sum(case((_F.outcome == "recovered", 1), else_=0))
+    return (
+        core_select(key, func.count(), recovered, func.sum(_F.cost_cents))
+        .where(*_COHORT)
+        .group_by(key)
+    )
+
+
+_WINBACK_BY_TIER = _winback_query(_F.tier)
+_WINBACK_BY_REASON = _winback_query(_F.outcome_reason)
+_WINBACK_BY_TEMPLATE = _winback_query(_F.template)
+_OFFER_COST = core_select(func.coalesce(func.sum(_F.cost_cents), 0)).where(*_COHORT)
+_RECOVERIES = (
+    core_select(_F.customer_id, _F.outcome_at, _O.order_date, _S.clv_cents)
+    .select_from(
+        _FOLLOWUPS.outerjoin(_ORDERS, _O.id == _F.recovered_order_id).outerjoin(
+            _SUMMARIES, _S.customer_id == _F.customer_id
+        )
+    )
+    .where(*_COHORT, _F.outcome == "recovered")
+)
+_ORDERS_SINCE = core_select(_O.customer_id, _O.order_date, _O.amount_cents).where(
+    _O.shop_id == bindparam("shop"),
+    _O.customer_id.in_(bindparam("ids", expanding=True)),
+    _O.order_date >= bindparam("since"),
+)
 
 
 @dataclass(frozen=True)
@@ -108,7 +193,7 @@ class TierActivity:
 
 
 @dataclass(frozen=True)
-class Process:
+class Warnings:
     """Warnings raised in the month and how fast they were answered (target 48 h)."""
 
     warnings: int
@@ -116,12 +201,18 @@ class Process:
     late: int  # contacted, but after 48 h
     waiting: int  # not contacted yet, still inside the 48 h
     missed: int  # not contacted and the 48 h are over
-    tiers: list[TierActivity]
 
     @property
     def within_48h_rate(self) -> float | None:
         due = self.warnings - self.waiting
         return self.within_48h / due if due else None
+
+
+@dataclass(frozen=True)
+class Process(Warnings):
+    """The warnings, and the follow-ups proposed and done per tier in the month."""
+
+    tiers: list[TierActivity]
 
 
 @dataclass(frozen=True)
@@ -210,34 +301,33 @@ class ShopReport:
         return self.trend[-2] if len(self.trend) > 1 else None
 
 
-def _utc_start(day: date, tz: ZoneInfo) -> datetime:
-    return datetime.combine(day, datetime.min.time(), tzinfo=tz).astimezone(UTC)
+@dataclass(frozen=True)
+class ChatReport:
+    """The part of a month's ShopReport the 本月统计 text shows (bot/report_month.txt.j2),
+    under the same names: build_chat_report computes only these."""
+
+    summary: MonthSummary
+    month: ChurnMonth
+    previous: ChurnMonth
+    unmarked_lost: int
+    process: Warnings
+    by_tier: list[WinBack]
+    money: Money
 
 
 def read_marks(session: Session, shop: Shop, *, until: datetime) -> list[Mark]:
     """The shop's live lost/recovered marks before `until`, oldest first (one query)."""
     assert shop.id is not None
-    tz = ZoneInfo(shop.timezone)
-    rows = (
-        session.connection()
-        .execute(
-            core_select(_EVENTS.c.id, _EVENTS.c.customer_id, _EVENTS.c.occurred_at, _EVENTS.c.data)
-            .where(
-                _EVENTS.c.shop_id == shop.id,
-                _EVENTS.c.kind == "outcome",
-                _EVENTS.c.customer_id.is_not(None),
-                _EVENTS.c.occurred_at < until,
-            )
-            .order_by(_EVENTS.c.occurred_at, _EVENTS.c.id)
-        )
-        .all()
-    )
-    undone = undone_among(session, shop.id, [int(r.id) for r in rows])
+    return _marks(outcome_marks(session, shop.id, until=until), ZoneInfo(shop.timezone))
+
+
+def _marks(rows: Sequence[Row[Any]], tz: ZoneInfo) -> list[Mark]:
+    """Lost/recovered marks from outcome_marks rows (the same events month_summary reads)."""
     marks: list[Mark] = []
     for row in rows:
         data = row.data or {}
         outcome = data.get("outcome")
-        if row.id in undone or outcome not in ("lost", "recovered"):
+        if outcome not in ("lost", "recovered"):
             continue
         moment = from_utc(row.occurred_at)
         reason = str(data["reason"]) if outcome == "lost" and data.get("reason") else None
@@ -283,37 +373,16 @@ def churn_trend(
 ) -> list[ChurnMonth]:
     """Lost in each month / customers at its start, for consecutive `months` (first days)."""
     assert shop.id is not None
+    conn = session.connection()
     # How many customers had their first order on each day: a histogram, not 10,000 rows.
-    histogram = sorted(
-        (day, int(n))
-        for day, n in session.connection().execute(
-            core_select(_S.first_order_on, func.count())
-            .where(
-                _S.shop_id == shop.id,
-                _S.first_order_on.is_not(None),
-            )
-            .group_by(_S.first_order_on)
-        )
-    )
+    histogram = sorted((day, int(n)) for day, n in conn.execute(_FIRST_ORDERS, {"shop": shop.id}))
     days = [d for d, _ in histogram]
     cumulative = [0]
     for _, n in histogram:
         cumulative.append(cumulative[-1] + n)
-    marked = {m.customer_id for m in marks}
     first_order: dict[int, date] = {}
-    if marked:
-        marked_subquery = (
-            core_select(_EVENTS.c.customer_id)
-            .where(_EVENTS.c.shop_id == shop.id, _EVENTS.c.kind == "outcome")
-            .scalar_subquery()
-        )
-        for cid, day in session.connection().execute(
-            core_select(_S.customer_id, _S.first_order_on).where(
-                _S.shop_id == shop.id,
-                _S.customer_id.in_(marked_subquery),
-                _S.first_order_on.is_not(None),
-            )
-        ):
+    if marks:
+        for cid, day in conn.execute(_MARKED_FIRST_ORDERS, {"shop": shop.id}):
             first_order[int(cid)] = day
     trend: list[ChurnMonth] = []
     state: dict[int, str] = {}  # customer -> outcome of their latest mark so far
@@ -350,108 +419,55 @@ def churn_trend(
     return trend
 
 
-def _process(
-    session: Session,
-    shop: Shop,
-    first: date,
-    last: date,
-    start: datetime,
-    end: datetime,
-    now: datetime,
-    hours: int,
-) -> Process:
+def _warnings(session: Session, shop: Shop, month: _Window, hours: int) -> Warnings:
+    """The month's warning episodes and how fast each was answered."""
     episodes = (
         session.connection()
-        .execute(
-            core_select(
-                _F.customer_id,
-                _F.warning_on,
-                func.min(_F.first_contact_at),
-            )
-            .where(
-                _F.shop_id == shop.id,
-                _F.tier > 0,
-                _F.warning_on >= first,
-                _F.warning_on <= last,
-            )
-            .group_by(_F.customer_id, _F.warning_on)
-        )
+        .execute(_EPISODES, {"shop": shop.id, "first": month.first_day, "last": month.last_day})
         .all()
     )
     on_time = late = waiting = missed = 0
     for _, warning_on, contact in episodes:
         contacted = from_utc(contact) if contact is not None else None
-        in_time = within_48h(warning_on, contacted, now, hours=hours)
+        in_time = within_48h(warning_on, contacted, month.now, hours=hours)
         if contacted is not None:
             on_time, late = (on_time + 1, late) if in_time else (on_time, late + 1)
         elif in_time:
             waiting += 1
         else:
             missed += 1
-    proposed: dict[int, int] = dict(
-        session.connection()
-        .execute(
-            core_select(_F.tier, func.count())
-            .where(
-                _F.shop_id == shop.id,
-                _F.created_on >= first,
-                _F.created_on <= last,
-            )
-            .group_by(_F.tier)
-        )
-        .all()
+    return Warnings(
+        warnings=len(episodes), within_48h=on_time, late=late, waiting=waiting, missed=missed
     )
-    done: dict[int, int] = dict(
-        session.connection()
-        .execute(
-            core_select(_F.tier, func.count())
-            .where(
-                _F.shop_id == shop.id,
-                _F.first_contact_at >= start,
-                _F.first_contact_at < end,
-            )
-            .group_by(_F.tier)
-        )
-        .all()
-    )
-    tiers = [
+
+
+def _tier_activity(session: Session, shop: Shop, month: _Window) -> list[TierActivity]:
+    """Per tier: follow-ups proposed in the month, and first contacted in it."""
+    conn = session.connection()
+    days = {"shop": shop.id, "first": month.first_day, "last": month.last_day}
+    proposed: dict[int, int] = {tier: n for tier, n in conn.execute(_PROPOSED, days)}
+    done: dict[int, int] = {tier: n for tier, n in conn.execute(_DONE, _cohort(shop, month))}
+    return [
         TierActivity(tier=t, proposed=int(proposed.get(t, 0)), done=int(done.get(t, 0)))
         for t in (1, 2, 3, 0)
         if proposed.get(t) or done.get(t)
     ]
-    return Process(
-        warnings=len(episodes),
-        within_48h=on_time,
-        late=late,
-        waiting=waiting,
-        missed=missed,
-        tiers=tiers,
-    )
 
 
-def _contacted_in(session: Session, shop: Shop, start: datetime, end: datetime) -> list[Any]:
-    """The month's cohort: follow-ups (tiers 1-3) whose first contact fell in the month."""
-    return [
-        _F.shop_id == shop.id,
-        _F.tier > 0,
-        _F.first_contact_at >= start,
-        _F.first_contact_at < end,
-    ]
+def _process(session: Session, shop: Shop, month: _Window, hours: int) -> Process:
+    warnings = _warnings(session, shop, month, hours)
+    return Process(**vars(warnings), tiers=_tier_activity(session, shop, month))
+
+
+def _cohort(shop: Shop, month: _Window) -> dict[str, Any]:
+    """The parameters of _COHORT: the month's first contacts in this shop."""
+    return {"shop": shop.id, "start": month.start, "end": month.end}
 
 
 def _winback(
-    session: Session, cohort: list[Any], key: ColumnElement[Any] | Any, *, unknown: str = ""
+    session: Session, statement: Select[Any], cohort: dict[str, Any], *, unknown: str = ""
 ) -> list[WinBack]:
-    recovered = func.sum(case((_F.outcome == "recovered", 1), else_=0))
-    rows = (
-        session.connection()
-        .execute(
-            core_select(key, func.count(), recovered, func.sum(_F.cost_cents))
-            .where(*cohort)
-            .group_by(key)
-        )
-        .all()
-    )
+    rows = session.connection().execute(statement, cohort).all()
     out = [
         WinBack(
             key=unknown if k is None else str(k),
@@ -464,44 +480,26 @@ def _winback(
     return sorted(out, key=lambda w: (-w.contacted, w.key))
 
 
-def _money(session: Session, shop: Shop, cohort: list[Any], tz: ZoneInfo, today: date) -> Money:
-    cost = (
-        session.connection()
-        .execute(core_select(func.coalesce(func.sum(_F.cost_cents), 0)).where(*cohort))
-        .scalar_one()
-    )
-    recovered = (
-        session.connection()
-        .execute(
-            core_select(
-                _F.customer_id,
-                _F.outcome_at,
-                _O.order_date,
-                _S.clv_cents,
-            )
-            .select_from(FollowUp)
-            .outerjoin(Order, _O.id == _F.recovered_order_id)
-            .outerjoin(CustomerSummary, _S.customer_id == _F.customer_id)
-            .where(*cohort, _F.outcome == "recovered")
-        )
-        .all()
-    )
+def _by_tier(session: Session, cohort: dict[str, Any]) -> list[WinBack]:
+    return sorted(_winback(session, _WINBACK_BY_TIER, cohort), key=lambda w: int(w.key))
+
+
+def _money(session: Session, shop: Shop, cohort: dict[str, Any], month: _Window) -> Money:
+    conn = session.connection()
+    cost = conn.execute(_OFFER_COST, cohort).scalar_one()
     # The first day back per customer (a recovery without an order dates from its record).
     back_on: dict[int, date] = {}
     clv: dict[int, int] = {}
-    for cid, outcome_at, order_date, clv_cents in recovered:
-        day = order_date or (from_utc(outcome_at).astimezone(tz).date() if outcome_at else today)
+    for cid, outcome_at, order_date, clv_cents in conn.execute(_RECOVERIES, cohort):
+        day = order_date or (
+            from_utc(outcome_at).astimezone(month.tz).date() if outcome_at else month.today
+        )
         back_on[int(cid)] = min(day, back_on.get(int(cid), day))
         clv[int(cid)] = int(clv_cents or 0)
     revenue = 0
     if back_on:
-        for cid, order_date, amount in session.connection().execute(
-            core_select(_O.customer_id, _O.order_date, _O.amount_cents).where(
-                _O.shop_id == shop.id,
-                _O.customer_id.in_(list(back_on)),
-                _O.order_date >= min(back_on.values()),
-            )
-        ):
+        orders = {"shop": shop.id, "ids": list(back_on), "since": min(back_on.values())}
+        for cid, order_date, amount in conn.execute(_ORDERS_SINCE, orders):
             start = back_on[int(cid)]
             if start <= order_date < start + timedelta(days=REVENUE_WINDOW_DAYS):
                 revenue += int(amount or 0)
@@ -525,7 +523,7 @@ def weekly_list(
     worth = [d for d in due if d.customer.value_class != "D"]  # D: never chased (domain §3)
     if marks is None:
         # Up to the end of today (a mark recorded this very second counts).
-        until = _utc_start(today + timedelta(days=1), ZoneInfo(shop.timezone))
+        until = utc_start(today + timedelta(days=1), ZoneInfo(shop.timezone))
         marks = read_marks(session, shop, until=until)
     latest = _latest(marks)  # still lost = their latest mark ever is "lost"
     lost = sorted(
@@ -578,39 +576,67 @@ def quarter_of(day: date) -> tuple[int, int, date]:
     return day.year, q + 1, date(day.year, 3 * q + 1, 1)
 
 
+@dataclass(frozen=True)
+class _Window:
+    """A report's month in the shop's time zone."""
+
+    first_day: date
+    last_day: date
+    start: datetime  # UTC: the first day's midnight
+    end: datetime  # UTC: the midnight after the last day
+    now: datetime  # the shop's local time
+    tz: ZoneInfo
+
+    @property
+    def today(self) -> date:
+        return self.now.date()
+
+
+def _window(shop: Shop, first_day: date, clock: Clock) -> _Window:
+    tz = ZoneInfo(shop.timezone)
+    first_day = first_day.replace(day=1)
+    last_day = month_end(first_day)
+    return _Window(
+        first_day=first_day,
+        last_day=last_day,
+        start=utc_start(first_day, tz),
+        end=utc_start(last_day + timedelta(days=1), tz),
+        now=clock.now().astimezone(tz),
+        tz=tz,
+    )
+
+
+def _unmarked(session: Session, shop: Shop, month: _Window) -> int:
+    """Past the engine's "lost" date in the month (up to today), not marked by the owner."""
+    days = {"shop": shop.id, "first": month.first_day, "last": min(month.last_day, month.today)}
+    return int(session.connection().execute(_UNMARKED, days).scalar_one() or 0)
+
+
+def _month_marks(
+    session: Session, shop: Shop, month: _Window, *, trend_months: int
+) -> tuple[MonthSummary, list[Mark], list[ChurnMonth]]:
+    """The month's summary, the marks up to its end and the churn trend ending with it:
+    the outcome events are read once for all three."""
+    assert shop.id is not None
+    # Everything up to the month's end: for this month, all marks so far (none are later).
+    rows = outcome_marks(session, shop.id, until=month.end)
+    summary = month_summary(
+        session=session, shop=shop, first_day=month.first_day, today=month.today, outcomes=rows
+    )
+    marks = _marks(rows, month.tz)
+    months = [month_of(month.first_day, back) for back in range(trend_months - 1, -1, -1)]
+    return summary, marks, churn_trend(session, shop, marks, months, month.today)
+
+
 def build_report(
     *, session: Session, shop: Shop, first_day: date, clock: Clock, with_weekly: bool = True
 ) -> ShopReport:
     """The report for the month starting `first_day` (up to today when it is this month)."""
-    assert shop.id is not None
-    tz = ZoneInfo(shop.timezone)
-    now = clock.now().astimezone(tz)
-    today = now.date()
-    first_day = first_day.replace(day=1)
-    last_day = month_end(first_day)
-    start, end = _utc_start(first_day, tz), _utc_start(last_day + timedelta(days=1), tz)
-    summary = month_summary(session=session, shop=shop, first_day=first_day, today=today)
-    # Everything up to the month's end: for this month, all marks so far (none are later).
-    marks = read_marks(session, shop, until=end)
-    months = [month_of(first_day, back) for back in range(TREND_MONTHS - 1, -1, -1)]
-    trend = churn_trend(session, shop, marks, months, today)
+    month = _window(shop, first_day, clock)
+    summary, marks, trend = _month_marks(session, shop, month, trend_months=TREND_MONTHS)
+    first_day, last_day, today = month.first_day, month.last_day, month.today
     year, quarter, quarter_first = quarter_of(first_day)
-    unmarked = (
-        session.connection()
-        .execute(
-            core_select(func.count())
-            .select_from(CustomerSummary)
-            .join(Customer, _C.id == _S.customer_id)
-            .where(
-                _S.shop_id == shop.id,
-                _S.lost_on >= first_day,
-                _S.lost_on <= min(last_day, today),
-                _C.status.not_in(("lost", "forgotten")),
-            )
-        )
-        .scalar_one()
-    )
-    cohort = _contacted_in(session, shop, start, end)
+    cohort = _cohort(shop, month)
     return ShopReport(
         shop_name=shop.name,
         today=today,
@@ -619,22 +645,32 @@ def build_report(
         reasons_month=_reasons(_lost_between(marks, first_day, last_day)),
         quarter=(year, quarter),
         reasons_quarter=_reasons(_lost_between(marks, quarter_first, last_day)),
-        unmarked_lost=int(unmarked or 0),
-        process=_process(
-            session,
-            shop,
-            first_day,
-            last_day,
-            start,
-            end,
-            now,
-            policy_for(shop).respond_within_hours,
-        ),
-        by_tier=sorted(_winback(session, cohort, _F.tier), key=lambda w: int(w.key)),
-        by_reason=_winback(session, cohort, _F.outcome_reason, unknown="unknown"),
-        by_template=_winback(session, cohort, _F.template),
-        money=_money(session, shop, cohort, tz, today),
+        unmarked_lost=_unmarked(session, shop, month),
+        process=_process(session, shop, month, policy_for(shop).respond_within_hours),
+        by_tier=_by_tier(session, cohort),
+        by_reason=_winback(session, _WINBACK_BY_REASON, cohort, unknown="unknown"),
+        by_template=_winback(session, _WINBACK_BY_TEMPLATE, cohort),
+        money=_money(session, shop, cohort, month),
         weekly=weekly_list(session=session, shop=shop, today=today, marks=marks)
         if with_weekly and first_day <= today <= last_day
         else None,
+    )
+
+
+def build_chat_report(*, session: Session, shop: Shop, first_day: date, clock: Clock) -> ChatReport:
+    """What the 本月统计 text shows of build_report's report for the same month, computed
+    the same way and nothing more (tests/reports/test_chat_report.py holds the two to each
+    other): two months of trend instead of twelve, no loss reasons by quarter, no win-backs
+    by reason or template, no activity per tier, no weekly list."""
+    month = _window(shop, first_day, clock)
+    summary, _, trend = _month_marks(session, shop, month, trend_months=2)
+    cohort = _cohort(shop, month)
+    return ChatReport(
+        summary=summary,
+        month=trend[-1],
+        previous=trend[-2],
+        unmarked_lost=_unmarked(session, shop, month),
+        process=_warnings(session, shop, month, policy_for(shop).respond_within_hours),
+        by_tier=_by_tier(session, cohort),
+        money=_money(session, shop, cohort, month),
     )

@@ -15,20 +15,67 @@ so a ticket is never counted twice); deposits are refundable and not revenue.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func
-from sqlmodel import Session, col, select
+from sqlalchemy import Row, bindparam, case, func, select
+from sqlmodel import Session
 
-from app.bot.ledger import live_events
+from app.bot.ledger import live_rows
 from app.bot.when import month_end
 from app.customers.models import Customer
 from app.events.models import Event
 from app.orders.models import Order
 from app.shops.models import Shop
+
+_O = Order.__table__.c  # type: ignore[attr-defined]
+_C = Customer.__table__.c  # type: ignore[attr-defined]
+_E = Event.__table__.c  # type: ignore[attr-defined]
+# Built once and run on the connection (composing them per call, and the ORM around them,
+# cost more than the queries). The month's orders in one index range scan on
+# orders(shop_id, order_date): per customer, so the totals and who ordered come together.
+_MONTH_ORDERS = (
+    select(
+        _O.customer_id,
+        func.count(_O.id),
+        func.coalesce(func.sum(_O.amount_cents), 0),
+        func.coalesce(func.sum(case((_O.unit == bindparam("unit"), _O.quantity), else_=0)), 0),
+    )
+    .where(
+        _O.shop_id == bindparam("shop"),
+        _O.order_date >= bindparam("first"),
+        _O.order_date <= bindparam("last"),
+    )
+    .group_by(_O.customer_id)
+)
+# Per customer, one probe of orders(customer_id, order_date): it costs the number of
+# customers, not the length of the shop's history. (A customer's orders are always in the
+# customer's shop, and naming orders.shop_id here would steer SQLite to scan
+# orders(shop_id, order_date) instead.)
+_ORDERED_BEFORE = select(_C.id).where(
+    _C.shop_id == bindparam("shop"),
+    select(_O.id).where(_O.customer_id == _C.id, _O.order_date < bindparam("first")).exists(),
+)
+# The shop's outcome marks (lost / recovered) before a moment, oldest first.
+_OUTCOMES = (
+    select(_E.id, _E.customer_id, _E.occurred_at, _E.data)
+    .where(
+        _E.shop_id == bindparam("shop"),
+        _E.kind == "outcome",
+        _E.customer_id.is_not(None),
+        _E.occurred_at < bindparam("until"),
+    )
+    .order_by(_E.occurred_at, _E.id)
+)
+_TICKETS = select(_E.id, _E.data).where(
+    _E.shop_id == bindparam("shop"),
+    _E.kind == "tickets",
+    _E.occurred_at >= bindparam("since"),
+    _E.occurred_at < bindparam("until"),
+)
 
 
 @dataclass(frozen=True)
@@ -68,7 +115,7 @@ def month_of(today: date, months_back: int = 0) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
-def _utc_start(day: date, tz: ZoneInfo) -> datetime:
+def utc_start(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
 
 
@@ -77,73 +124,70 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _latest_outcomes(events: list[Event]) -> dict[int, dict[str, Any]]:
+def outcome_marks(session: Session, shop_id: int, *, until: datetime) -> Sequence[Row[Any]]:
+    """The shop's live (not undone) outcome events before `until`, oldest first, as rows of
+    (id, customer_id, occurred_at, data): what month_summary and the report's marks read."""
+    return live_rows(session, shop_id, _OUTCOMES, {"shop": shop_id, "until": until})
+
+
+def _latest_outcomes(rows: Sequence[Row[Any]]) -> dict[int, dict[str, Any]]:
     latest: dict[int, dict[str, Any]] = {}
-    for event in events:  # oldest first, so the last one seen wins
-        if event.customer_id is not None:
-            latest[event.customer_id] = event.data
+    for row in rows:  # oldest first, so the last one seen wins
+        latest[row.customer_id] = row.data
     return latest
 
 
-def month_summary(*, session: Session, shop: Shop, first_day: date, today: date) -> MonthSummary:
-    """Figures for the month starting `first_day` (counted up to today when it is this month)."""
+def month_summary(
+    *,
+    session: Session,
+    shop: Shop,
+    first_day: date,
+    today: date,
+    outcomes: Sequence[Row[Any]] | None = None,
+) -> MonthSummary:
+    """Figures for the month starting `first_day` (counted up to today when it is this month).
+
+    `outcomes`: the caller's outcome_marks up to the month's end, when it read them already.
+    """
     assert shop.id is not None
     tz = ZoneInfo(shop.timezone)
     last_day = month_end(first_day)
-    start, end = _utc_start(first_day, tz), _utc_start(last_day + timedelta(days=1), tz)
+    start, end = utc_start(first_day, tz), utc_start(last_day + timedelta(days=1), tz)
     unit = str(shop.settings.get("unit", "桶"))
-    in_month = (
-        Order.shop_id == shop.id,
-        col(Order.order_date) >= first_day,
-        col(Order.order_date) <= last_day,
-    )
-    # Index range scans on orders(shop_id, order_date); no pass over the shop's whole history.
-    orders, revenue, quantity = session.exec(
-        select(
-            func.count(col(Order.id)),
-            func.coalesce(func.sum(Order.amount_cents), 0),
-            func.coalesce(func.sum(case((col(Order.unit) == unit, Order.quantity), else_=0)), 0),
-        ).where(*in_month)
-    ).one()
-    active_ids = set(session.exec(select(col(Order.customer_id)).where(*in_month).distinct()))
-    # Per customer, one probe of orders(customer_id, order_date): it costs the number of
-    # customers, not the length of the shop's history. (A customer's orders are always in
-    # the customer's shop, and naming orders.shop_id here would steer SQLite to scan
-    # orders(shop_id, order_date) instead.)
-    earlier = (
-        select(col(Order.id))
-        .where(col(Order.customer_id) == col(Customer.id), col(Order.order_date) < first_day)
-        .exists()
-    )
-    ordered_before: set[int] = {
-        i
-        for i in session.exec(select(col(Customer.id)).where(Customer.shop_id == shop.id, earlier))
-        if i is not None
-    }
+    conn = session.connection()
+    month = {"shop": shop.id, "first": first_day, "last": last_day, "unit": unit}
+    orders = revenue = quantity = 0
+    active_ids: set[int] = set()
+    for cid, n, cents, units in conn.execute(_MONTH_ORDERS, month):
+        active_ids.add(cid)
+        orders, revenue, quantity = orders + n, revenue + cents, quantity + units
+    ordered_before = set(conn.execute(_ORDERED_BEFORE, month).scalars())
     # First order ever in the month = ordered in the month and never before it.
     new_customers = len(active_ids - ordered_before)
     # Outcome marks are few: read them once, up to the month's end, and split at its start.
-    marks = live_events(session, shop.id, kinds=("outcome",), until=end)
-    outcomes_before = _latest_outcomes([e for e in marks if _aware(e.occurred_at) < start])
+    if outcomes is None:
+        outcomes = outcome_marks(session, shop.id, until=end)
+    outcomes_before = _latest_outcomes([r for r in outcomes if _aware(r.occurred_at) < start])
     at_start = {c for c in ordered_before if outcomes_before.get(c, {}).get("outcome") != "lost"}
-    outcomes = _latest_outcomes([e for e in marks if _aware(e.occurred_at) >= start])
-    lost = {c: d for c, d in outcomes.items() if d.get("outcome") == "lost"}
-    recovered = sum(1 for d in outcomes.values() if d.get("outcome") == "recovered")
+    in_month = _latest_outcomes([r for r in outcomes if _aware(r.occurred_at) >= start])
+    lost = {c: d for c, d in in_month.items() if d.get("outcome") == "lost"}
+    recovered = sum(1 for d in in_month.values() if d.get("outcome") == "recovered")
     counts = Counter(str(d.get("reason") or "其他") for d in lost.values())
     reasons = [ReasonShare(reason=r, count=n, share=n / len(lost)) for r, n in counts.most_common()]
+    tickets = live_rows(session, shop.id, _TICKETS, {"shop": shop.id, "since": start, "until": end})
     tickets_sold = sum(
-        int(e.data.get("amount_cents") or 0)
-        for e in live_events(session, shop.id, kinds=("tickets",), since=start, until=end)
-        if int(e.data.get("change", 0)) > 0
+        int(row.data.get("amount_cents") or 0)
+        for row in tickets
+        if int(row.data.get("change", 0)) > 0
     )
     return MonthSummary(
         first_day=first_day,
         last_day=last_day,
         partial=last_day >= today,
-        orders=int(orders or 0),
-        quantity=int(quantity or 0),
+        orders=int(orders),
+        quantity=int(quantity),
         unit=unit,
-        revenue_cents=int(revenue or 0) + tickets_sold,
+        revenue_cents=int(revenue) + tickets_sold,
         tickets_sold_cents=tickets_sold,
         active_customers=len(active_ids),
         new_customers=new_customers,

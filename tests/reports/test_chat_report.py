@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import date, timedelta
 from urllib.parse import urlsplit
 
 import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session
 
 from app.bot.context import BotContext, capture_side_output
 from app.bot.core import handle
+from app.clock import FixedClock
 from app.config import Settings
-from app.db import write_session
+from app.db import read_session, write_session
 from app.outreach.links import LinkError, link_secret, read_report
+from app.reports.metrics import ChatReport, ShopReport, Warnings, build_chat_report, build_report
+from app.reports.monthly import month_of
+from app.reports.wording import report_labels
 from app.shops.models import Shop
 from app.shops.service import owner_of
 from tests.reports.conftest import Scenario
@@ -39,6 +46,78 @@ def test_this_month_text(scenario: Scenario) -> None:
     assert "挽回的 1 位,往后一年预计还值" in reply
     assert '发"统计图"看图' in reply
     assert "撤销" not in reply  # a read: nothing to undo
+
+
+def _owner_context(
+    session: Session, shop: Shop, clock: FixedClock, settings: Settings
+) -> BotContext:
+    return BotContext(
+        session=session,
+        shop=shop,
+        staff=owner_of(session=session, shop=shop),
+        sender_key="test:owner",
+        clock=clock,
+        templates_dir=settings.templates_dir,
+        settings=settings,
+    )
+
+
+def _texts_of_both_reports(
+    engine: Engine, shop_id: int | None, clock: FixedClock, settings: Settings, months_back: int
+) -> tuple[ShopReport, ChatReport, str, str]:
+    """The full report and the chat report of one month, and the 本月统计 text of each."""
+    with read_session(engine) as session:
+        shop = session.get(Shop, shop_id)
+        assert shop is not None
+        ctx = _owner_context(session, shop, clock, settings)
+        first_day = month_of(ctx.today, months_back)
+        full = build_report(session=session, shop=shop, first_day=first_day, clock=clock)
+        chat = build_chat_report(session=session, shop=shop, first_day=first_day, clock=clock)
+        labels = report_labels(settings.templates_dir, shop)
+        texts = [
+            ctx.render("report_month", r=r, m=r.summary, today=ctx.today, labels=labels)
+            for r in (full, chat)
+        ]
+    return full, chat, texts[0], texts[1]
+
+
+def _assert_chat_report_is_the_full_reports(full: ShopReport, chat: ChatReport) -> None:
+    assert chat.summary == full.summary
+    assert (chat.month, chat.previous) == (full.month, full.previous)
+    assert chat.unmarked_lost == full.unmarked_lost
+    for field in fields(Warnings):
+        assert getattr(chat.process, field.name) == getattr(full.process, field.name), field.name
+    assert chat.by_tier == full.by_tier
+    assert chat.money == full.money
+
+
+@pytest.mark.parametrize("months_back", [0, 1, 2])
+def test_chat_report_shows_the_full_reports_figures(
+    scenario: Scenario, months_back: int, settings: Settings
+) -> None:
+    """本月统计 computes only what its text shows: the same figures, the same text."""
+    # An undone mark must be left out by both.
+    scenario.say("陈老板 流失 价格")
+    scenario.say("撤销")
+    full, chat, full_text, chat_text = _texts_of_both_reports(
+        scenario.engine, scenario.shop.id, scenario.clock, settings, months_back
+    )
+    _assert_chat_report_is_the_full_reports(full, chat)
+    assert chat_text == full_text
+    if months_back == 0:
+        assert chat_text == scenario.say("本月统计")
+
+
+@pytest.mark.parametrize("months_back", [0, 1])
+def test_chat_report_on_the_demo_shop(
+    engine: Engine, demo_shop: Shop, clock: FixedClock, settings: Settings, months_back: int
+) -> None:
+    full, chat, full_text, chat_text = _texts_of_both_reports(
+        engine, demo_shop.id, clock, settings, months_back
+    )
+    _assert_chat_report_is_the_full_reports(full, chat)
+    assert chat.summary.orders > 0  # a shop with figures, not an empty month
+    assert chat_text == full_text
 
 
 def test_last_month_text(scenario: Scenario) -> None:
@@ -97,15 +176,7 @@ def test_images_go_on_the_context_for_channels(scenario: Scenario, settings: Set
     with write_session(scenario.engine) as session:
         shop = session.get(Shop, scenario.shop.id)
         assert shop is not None
-        ctx = BotContext(
-            session=session,
-            shop=shop,
-            staff=owner_of(session=session, shop=shop),
-            sender_key="test:owner",
-            clock=scenario.clock,
-            templates_dir=settings.templates_dir,
-            settings=settings,
-        )
+        ctx = _owner_context(session, shop, scenario.clock, settings)
         replies = handle(ctx, "统计图")
         assert len(replies) == 1 and len(ctx.images) == 1
         assert ctx.images[0].png.startswith(PNG_SIGNATURE)
