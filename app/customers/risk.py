@@ -16,7 +16,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import BindParameter, bindparam, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Connection,
+    Result,
+    Select,
+    bindparam,
+    update,
+)
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -106,20 +114,53 @@ _SUMMARY_FIELDS = (
 # per call cost more than the assessment itself. The reads take several customers at once
 # (the customers one message touched), each customer's rows in the order of its index.
 _CUSTOMERS: BindParameter[list[int]] = bindparam("cids", expanding=True)
-_LOCK_SUMMARIES = (
-    select(_SUMMARY.c.customer_id)
-    .where(_SUMMARY.c.customer_id.in_(_CUSTOMERS))
-    .order_by(_SUMMARY.c.customer_id)
-    .with_for_update()
+
+
+@dataclass(frozen=True)
+class _ByCustomer:
+    """One read for one customer (`= :cid`) or several (`IN :cids`), both built once: the
+    IN list is expanded on every execution, a cost the usual one-customer message skips."""
+
+    one: Select[*tuple[Any, ...]]
+    many: Select[*tuple[Any, ...]]
+
+    @classmethod
+    def of(
+        cls, statement: Select[*tuple[Any, ...]], customer_id: ColumnElement[int]
+    ) -> _ByCustomer:
+        return cls(
+            one=statement.where(customer_id == bindparam("cid")),
+            many=statement.where(customer_id.in_(_CUSTOMERS)),
+        )
+
+    def run(self, conn: Connection, customer_ids: Sequence[int]) -> Result[*tuple[Any, ...]]:
+        if len(customer_ids) == 1:
+            return conn.execute(self.one, {"cid": customer_ids[0]})
+        return conn.execute(self.many, {"cids": list(customer_ids)})
+
+
+_LOCK_SUMMARIES = _ByCustomer.of(
+    sa_select(_SUMMARY.c.customer_id).order_by(_SUMMARY.c.customer_id).with_for_update(),
+    _SUMMARY.c.customer_id,
 )
-_SELECT_ORDERS = sa_select(
-    _ORDERS.c.customer_id, _ORDERS.c.order_date, _ORDERS.c.quantity, _ORDERS.c.amount_cents
-).where(_ORDERS.c.customer_id.in_(_CUSTOMERS))
+_SELECT_ORDERS = _ByCustomer.of(
+    sa_select(
+        _ORDERS.c.customer_id, _ORDERS.c.order_date, _ORDERS.c.quantity, _ORDERS.c.amount_cents
+    ),
+    _ORDERS.c.customer_id,
+)
 # All the customers' events, kinds filtered in Python (a second IN list, expanded per call,
 # would cost more than it saves).
-_SELECT_EVENTS = sa_select(
-    _EVENTS.c.customer_id, _EVENTS.c.id, _EVENTS.c.kind, _EVENTS.c.occurred_at, _EVENTS.c.data
-).where(_EVENTS.c.customer_id.in_(_CUSTOMERS))
+_SELECT_EVENTS = _ByCustomer.of(
+    sa_select(
+        _EVENTS.c.customer_id,
+        _EVENTS.c.id,
+        _EVENTS.c.kind,
+        _EVENTS.c.occurred_at,
+        _EVENTS.c.data,
+    ),
+    _EVENTS.c.customer_id,
+)
 _RISK_KINDS = frozenset(RISK_EVENT_KINDS)
 _UPDATE_SUMMARY = (
     _SUMMARY.update()
@@ -198,18 +239,17 @@ def _histories(session: Session, shop: Shop, customer_ids: Sequence[int]) -> dic
     # Orders and events just added through the ORM must reach the database first.
     session.flush()
     conn = session.connection()
-    key = {"cids": list(customer_ids)}
     if conn.dialect.name != "sqlite":
         # Serialise concurrent reassessments of these customers before reading their history.
         # (SQLite has one writer at a time already: write transactions BEGIN IMMEDIATE.)
-        conn.execute(_LOCK_SUMMARIES, key)
+        _LOCK_SUMMARIES.run(conn, customer_ids)
     histories = {cid: _History() for cid in customer_ids}
-    for cid, d, q, a in conn.execute(_SELECT_ORDERS, key):
+    for cid, d, q, a in _SELECT_ORDERS.run(conn, customer_ids):
         history = histories[cid]
         history.days.append(epoch_day(d))
         history.quantities.append(float(q))
         history.amounts.append((a or 0) / 100)
-    rows = [r for r in conn.execute(_SELECT_EVENTS, key) if r.kind in _RISK_KINDS]
+    rows = [r for r in _SELECT_EVENTS.run(conn, customer_ids) if r.kind in _RISK_KINDS]
     # Undo events are shop-level (one message may touch several customers); only those
     # newer than the oldest of these events can cancel one of them.
     undone = undone_among(session, shop.id, [r.id for r in rows])
