@@ -43,6 +43,7 @@ from app.db import make_engine, upgrade
 from app.demo.load import load_demo
 from app.shops.service import owner_of
 
+TARGET_MS = 5.0
 TYPICAL = [
     "王姐 2桶",
     "王姐两桶",
@@ -134,6 +135,7 @@ def main(runs: int = 50) -> None:
         all_handle: list[float] = []
         all_base: list[float] = []
         all_handle_cpu: list[float] = []
+        per_message: dict[str, float] = {}
         for message in TYPICAL:
             base = _time(lambda m=message: normalize(m), runs)
             parsed = _time(lambda m=message: parse(m, vocab=vocab, today=today), runs)
@@ -143,6 +145,7 @@ def main(runs: int = 50) -> None:
             all_base += base
             all_parse += parsed
             all_handle += handled
+            per_message[message] = _stats(handled)[0]
             cells = ["{:6.3f} {:6.3f} {:6.3f}".format(*_stats(s)) for s in (base, parsed, handled)]
             label = message if len(message) <= 12 else message[:11] + "…"
             print(f"{label:<26}" + "".join(f"{c:>22}" for c in cells))
@@ -159,6 +162,13 @@ def main(runs: int = 50) -> None:
             f"handle, mean over all: {handle_mean:.3f} ms "
             f"({'OK' if handle_mean < 5 else 'MISSED'} vs 5 ms); "
             f"minus the echo floor: {handle_mean - _stats(echo)[0]:.3f} ms"
+        )
+        over = {m: t for m, t in per_message.items() if t >= TARGET_MS}
+        slowest = max(per_message, key=per_message.__getitem__)
+        print(
+            f"handle, each message (mean): {len(per_message) - len(over)}/{len(per_message)} "
+            f"under {TARGET_MS:.0f} ms; slowest {slowest} {per_message[slowest]:.3f} ms"
+            + (f"; over: {', '.join(over)}" if over else "")
         )
         cpu_mean, cpu_p50, _ = _stats(all_handle_cpu)
         print(f"handle, CPU time of this thread only: mean {cpu_mean:.3f} ms, p50 {cpu_p50:.3f} ms")
