@@ -33,6 +33,8 @@ def _queries(rows_names: list[str]) -> set[str]:
         {"王丽", "wangjie", "汪姐", "老李", "尾号6385", "6385", "13800001234", "3栋", "幸福小区"}
     )
     found.update({"李会计", "3号楼", "张", "Wang Jie", "  ", "x", "12", "1234", "手机6385"})
+    # A long forwarded line (the pieces lookup gives way to a scan) and a stray NUL.
+    found.update({"王姐:明天送两桶水哈,顺便问下老李那边要不要水,幸福小区3栋" * 2, "王\x00姐"})
     return found
 
 
