@@ -14,7 +14,11 @@ Judge by the last line (CPU time of this thread) and repeat: on this 2-core mach
 CPU time rises by up to half while another process is busy. Calm runs (2026-11-23): an order
 ~2-3 ms, two orders in one message ~4.5 ms, 本月统计 ~3-4 ms, mean over all ~2.3-3 ms (the
 same runs of the code before: 4-6 ms an order, 7-10 ms two orders, 9-16 ms 本月统计, mean
-3.4-4.9 ms); two orders in one message reach ~6 ms when the other core is busy. What the
+3.4-4.9 ms); two orders in one message reach ~6 ms when the other core is busy. In a slow
+phase of the VM (two pairs with a9bd7a4, later the same day): mean over all 3.8 / 4.2 ms
+against 4.8 / 5.2 ms, 17 / 14 of 20 messages under 5 ms against 14 / 8; over in both: the
+two-order message (6.3 / 7.5 ms), 王姐 用水票 2桶 (5.2 / 5.6) and 本月统计 (5.3 / 5.7); in
+the slower also 王姐 送2桶 明天, 王丽 2桶 and 尾号6385 2桶 (5.0-5.5). What the
 handlers do for it: prebuilt Core statements on the hot paths (the exact-name match, the
 match index fingerprint, the order INSERT, the month's figures), one read of the histories
 of all the customers a message touched, and a 本月统计 that computes only what its text
