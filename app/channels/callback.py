@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -25,6 +26,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 from fastapi import HTTPException, Request
 from sqlalchemy import Engine, select
+from sqlmodel import Session
 from wechatpy.crypto import PrpCrypto
 from wechatpy.utils import WeChatSigner
 
@@ -173,6 +175,42 @@ def message_key(fields: dict[str, str]) -> str:
     return ":".join(p for p in parts if p)[:160]
 
 
+def claim_row(
+    session: Session,
+    *,
+    channel: str,
+    external_id: str,
+    shop_id: int | None,
+    sender: str,
+    body: str,
+    now: datetime,
+) -> InboxMessage:
+    """The inbox row of (channel, external_id), inserted if new, locked until the caller's
+    transaction ends: a second delivery of the message waits here for the first to finish.
+    The caller checks the row's sender (another sender's id must not be replayed)."""
+    dialect = session.get_bind().dialect.name
+    session.execute(
+        insert_for(dialect)(InboxMessage)
+        .values(
+            shop_id=shop_id,
+            channel=channel,
+            external_id=external_id,
+            sender=sender,
+            body=body[:4000],
+            received_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+    )
+    return session.execute(
+        select(InboxMessage)
+        .where(
+            InboxMessage.channel == channel,  # type: ignore[arg-type]
+            InboxMessage.external_id == external_id,  # type: ignore[arg-type]
+        )
+        .with_for_update()
+    ).scalar_one()
+
+
 def act_once(
     *,
     engine: Engine,
@@ -189,28 +227,11 @@ def act_once(
     For what does not go through the bot (binding, taps, contact events). The inbox row and
     the action's writes commit together, like app.channels.inbox.deliver.
     """
-    insert = insert_for(engine.dialect.name)
     with write_session(engine) as session:
-        session.execute(
-            insert(InboxMessage)
-            .values(
-                shop_id=shop_id,
-                channel=channel,
-                external_id=external_id,
-                sender=sender,
-                body=body[:4000],
-                received_at=clock.now(),
-            )
-            .on_conflict_do_nothing(index_elements=["channel", "external_id"])
-        )
-        row = session.execute(
-            select(InboxMessage)
-            .where(
-                InboxMessage.channel == channel,  # type: ignore[arg-type]
-                InboxMessage.external_id == external_id,  # type: ignore[arg-type]
-            )
-            .with_for_update()
-        ).scalar_one()
+        row = claim_row(
+            session, channel=channel, external_id=external_id, shop_id=shop_id,
+            sender=sender, body=body, now=clock.now(),
+        )  # fmt: skip
         if row.sender != sender:
             raise Rejected(409)
         if row.handled_at is not None:

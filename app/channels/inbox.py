@@ -30,6 +30,7 @@ from sqlmodel import Session, col
 from app.bot.context import BotContext
 from app.bot.core import answer_without_writes, handle
 from app.channels.binding import find_sender_in
+from app.channels.callback import claim_row
 from app.channels.models import InboxMessage
 from app.clock import Clock
 from app.db import insert_for, with_option, write_connection, write_session
@@ -161,28 +162,11 @@ def deliver(
 ) -> DeliveryResult:
     """Store the message if new, let the bot handle it, and return the replies."""
     with write_session(engine) as session:
-        insert = insert_for(engine.dialect.name)
-        statement = (
-            insert(InboxMessage)
-            .values(
-                shop_id=delivery.shop_id,
-                channel=delivery.channel,
-                external_id=delivery.external_id,
-                sender=delivery.sender_key,
-                body=delivery.text[:4000],
-                received_at=clock.now(),
-            )
-            .on_conflict_do_nothing(index_elements=["channel", "external_id"])
-        )
-        session.execute(statement)
-        row = session.execute(
-            select(InboxMessage)
-            .where(
-                InboxMessage.channel == delivery.channel,  # type: ignore[arg-type]
-                InboxMessage.external_id == delivery.external_id,  # type: ignore[arg-type]
-            )
-            .with_for_update()
-        ).scalar_one()
+        row = claim_row(
+            session, channel=delivery.channel, external_id=delivery.external_id,
+            shop_id=delivery.shop_id, sender=delivery.sender_key, body=delivery.text,
+            now=clock.now(),
+        )  # fmt: skip
         if row.shop_id != delivery.shop_id or row.sender != delivery.sender_key:
             # Same id from someone else: never reveal or replay another sender's replies.
             raise PermissionError("message id already used by another sender")
@@ -382,7 +366,6 @@ class InboxRecorder:
         engine = self._engine()
         if engine is None:
             raise RuntimeError("engine disposed")
-        table = _INBOX
         statement = _record_statement(engine.dialect.name)
         with writer_lock(engine), write_connection(engine) as conn:
             lost: list[_Row] = []
@@ -396,12 +379,12 @@ class InboxRecorder:
                     (r.channel, r.external_id): r
                     for r in conn.execute(
                         select(
-                            table.c.channel,
-                            table.c.external_id,
-                            table.c.shop_id,
-                            table.c.sender,
-                            table.c.replies,
-                        ).where(table.c.external_id.in_({r.values["external_id"] for r in lost}))
+                            _INBOX.c.channel,
+                            _INBOX.c.external_id,
+                            _INBOX.c.shop_id,
+                            _INBOX.c.sender,
+                            _INBOX.c.replies,
+                        ).where(_INBOX.c.external_id.in_({r.values["external_id"] for r in lost}))
                     )
                 }
                 for row in lost:
