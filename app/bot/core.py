@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from sqlalchemy import bindparam, select
-
 import app.bot.commands  # (registers the commands)
 import app.bot.outreach_commands  # (replies to the digest)
 import app.bot.report_commands  # (统计图, 报表, 本周名单)
@@ -14,14 +12,8 @@ from app.bot import pending
 from app.bot.context import BotContext
 from app.bot.parse import DEFAULT_UNITS, INDUSTRY_UNITS, Vocabulary, parse
 from app.bot.registry import registry
-from app.channels.models import PendingQuestion
 from app.customers.risk import refreshes_deferred
 
-_PENDING = PendingQuestion.__table__  # type: ignore[attr-defined]
-# Whether a question of the sender's is waiting (a plain row: no ORM load on the read road).
-_WAITING = select(_PENDING.c.shop_id).where(
-    _PENDING.c.shop_id == bindparam("shop"), _PENDING.c.sender == bindparam("sender")
-)
 # Intents that answer a question rather than start something new.
 _ANSWERS = frozenset({"choice", "cancel"})
 
@@ -71,11 +63,6 @@ def answer_without_writes(ctx: BotContext, message: str) -> list[str] | None:
     command = registry.get(intent.kind)
     if command is None or command.writes or intent.kind in _ANSWERS:
         return None
-    waiting = (
-        ctx.session.connection()
-        .execute(_WAITING, {"shop": ctx.shop_id, "sender": ctx.sender_key})
-        .first()
-    )
-    if waiting is not None:
+    if pending.waiting(ctx):  # handle would clear it: not read-only after all
         return None
     return command.handler(ctx, intent)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete
+from sqlalchemy import bindparam, delete, select
 
 from app.bot.context import BotContext
 from app.channels.models import PendingQuestion
@@ -64,6 +64,20 @@ _TABLE = PendingQuestion.__table__  # type: ignore[attr-defined]
 _DELETE = delete(_TABLE).where(
     _TABLE.c.shop_id == bindparam("shop"), _TABLE.c.sender == bindparam("sender")
 )
+
+
+# Built once: every read-only command asks it before answering without a write.
+_WAITING = select(_TABLE.c.shop_id).where(
+    _TABLE.c.shop_id == bindparam("shop"), _TABLE.c.sender == bindparam("sender")
+)
+
+
+def waiting(ctx: BotContext) -> bool:
+    """Whether the sender has a question stored, live or expired (a plain probe, no ORM)."""
+    found = ctx.session.connection().execute(
+        _WAITING, {"shop": ctx.shop_id, "sender": ctx.sender_key}
+    )
+    return found.first() is not None
 
 
 def clear(ctx: BotContext) -> None:
