@@ -160,20 +160,19 @@ class MatchIndex:
 
     def __init__(self, rows: list[CustomerRow]) -> None:
         self.rows = rows
-        self.texts = [(r.name, *r.aliases) for r in rows]
         self.aliases: dict[str, list[tuple[int, str]]] = {}
         self.pinyin: dict[str, set[int]] = {}
         self.flat_texts: list[str] = []
         self.flat_keys: list[str] = []
         self.flat_owner: list[int] = []
-        for ordinal, (row, texts) in enumerate(zip(rows, self.texts, strict=True)):
+        for ordinal, row in enumerate(rows):
             seen: set[str] = set()
             for alias in row.aliases:
                 lowered = alias.lower()
                 if lowered not in seen:  # the first alias that matches is the one named
                     seen.add(lowered)
                     self.aliases.setdefault(lowered, []).append((ordinal, alias))
-            for text in texts:
+            for text in (row.name, *row.aliases):
                 key = pinyin_key(text)
                 self.pinyin.setdefault(key, set()).add(ordinal)
                 self.flat_texts.append(text)
@@ -182,8 +181,8 @@ class MatchIndex:
         self.with_phone = [i for i, r in enumerate(rows) if r.phone]
         # The name and contains tiers without a Python loop over every row: names to rows,
         # every text to its flat positions, and the texts and addresses each joined by a
-        # separator no query contains, searched with str.find (the same answers: a test
-        # compares `rank` with ranking every row over the bot corpus).
+        # NUL and searched with str.find (a query holding a NUL is looked up text by text).
+        # The same answers: a test compares `rank` with ranking every row over the bot corpus.
         self.by_name: dict[str, list[int]] = {}
         for ordinal, row in enumerate(rows):
             self.by_name.setdefault(row.name, []).append(ordinal)
