@@ -121,19 +121,19 @@ class AesCodec:
     def decrypt(self, ciphertext: str) -> str:
         """Plain XML, or 403 when the ciphertext is garbage or meant for another app."""
         try:
-            return str(_prp_crypto(self.encoding_aes_key).decrypt(ciphertext, self.receive_id))
+            return str(_prp_crypto(self.key).decrypt(ciphertext, self.receive_id))
         except Exception as exc:  # wechatpy raises anything from ValueError to its own types
             raise Rejected(403) from exc
 
     def encrypt(self, plaintext: str) -> str:
-        return _prp_crypto(self.encoding_aes_key).encrypt(plaintext, self.receive_id).decode()
+        return _prp_crypto(self.key).encrypt(plaintext, self.receive_id).decode()
 
 
 @lru_cache(maxsize=8)
-def _prp_crypto(encoding_aes_key: str) -> PrpCrypto:
+def _prp_crypto(key: bytes) -> PrpCrypto:
     """wechatpy's AES framing for one key, built once: it holds only a reusable Cipher (each
     call opens its own encryptor or decryptor), so threads may share it."""
-    return PrpCrypto(base64.b64decode(encoding_aes_key + "="))
+    return PrpCrypto(key)
 
 
 def valid_aes_key(encoding_aes_key: str) -> bool:
