@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, event, inspect
+from sqlalchemy import Connection, Engine, Select, bindparam, event, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlmodel import Session, create_engine
+from sqlalchemy.orm import make_transient_to_detached
+from sqlmodel import Session, SQLModel, create_engine
 
 from app.config import PROJECT_ROOT
 
@@ -83,6 +84,50 @@ def make_engine(
 def insert_for(dialect: str) -> type[sqlite.Insert] | type[postgresql.Insert]:
     """The dialect's INSERT construct, which has ON CONFLICT (SQLite and PostgreSQL alike)."""
     return postgresql.Insert if dialect == "postgresql" else sqlite.Insert
+
+
+Model = TypeVar("Model", bound=SQLModel)
+
+
+def adopt(session: Session, model: type[Model], row: Mapping[Any, Any]) -> Model:
+    """The session's object for a row read (or just written) on its connection with Core.
+
+    `row` holds every column of `model` as the database has it. The result is what a query
+    through the ORM would give: the object already in the session's identity map if there
+    is one, else a new one made the way the ORM makes loaded objects (no validation and no
+    defaults: the values are the row's), persistent in `session`, so a later change to it is
+    flushed as an UPDATE. A Core read plus this costs a third of the same read through the
+    ORM, on paths every message takes. Flush the session before such a read, as the ORM's
+    autoflush would.
+    """
+    mapper = inspect(model)
+    key = mapper.identity_key_from_primary_key([row[c.key] for c in mapper.primary_key])
+    existing = session.identity_map.get(key)
+    if existing is not None:
+        return existing
+    instance = mapper.class_manager.new_instance()
+    instance.__dict__.update(row)
+    make_transient_to_detached(instance)
+    session.add(instance)
+    return instance
+
+
+@lru_cache(maxsize=32)
+def _by_key(model: type[SQLModel]) -> Select[Any]:
+    mapper = inspect(model)
+    (key,) = mapper.primary_key
+    return select(*mapper.local_table.columns).where(key == bindparam("pk"))
+
+
+def load(session: Session, model: type[Model], pk: Any) -> Model | None:
+    """`session.get(model, pk)` (one-column keys), with the read in Core: on a miss it costs
+    a third of the ORM's load. An object the session holds already comes from session.get.
+    """
+    mapper = inspect(model)
+    if session.identity_map.get(mapper.identity_key_from_primary_key([pk])) is not None:
+        return session.get(model, pk)
+    row = session.connection().execute(_by_key(model), {"pk": pk}).mappings().first()
+    return None if row is None else adopt(session, model, row)
 
 
 @lru_cache(maxsize=16)

@@ -11,8 +11,6 @@ from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, select
-
 from app.bot import ledger, pending
 from app.bot.context import BotContext
 from app.bot.parse import (
@@ -34,7 +32,7 @@ from app.bot.parse import (
 )
 from app.bot.registry import registry
 from app.customers.matching import Match, is_clear, match_customers
-from app.customers.models import Customer, CustomerSummary
+from app.customers.models import Customer
 from app.customers.risk import settle_refresh
 from app.customers.service import (
     CustomerError,
@@ -43,8 +41,9 @@ from app.customers.service import (
     due_list,
     mask_phone,
 )
+from app.db import load
 from app.orders.models import Order
-from app.orders.service import OrderError, record_order
+from app.orders.service import OrderError, prior, record_order
 
 FOLLOWUP_LIST_LIMIT = 20
 CHOICES_SHOWN = 5
@@ -166,13 +165,6 @@ def _ordered_at(ctx: BotContext, item: OrderItem) -> datetime | None:
     return datetime.combine(item.order_on, time(clock_time.hour, clock_time.minute), tzinfo=tz)
 
 
-_SUMMARY = CustomerSummary.__table__  # type: ignore[attr-defined]
-# What an order's confirmation says about the previous one (built once: every order reads it).
-_LAST_ORDER = select(
-    _SUMMARY.c.last_order_on, _SUMMARY.c.expected_interval_days, _SUMMARY.c.order_count
-).where(_SUMMARY.c.customer_id == bindparam("cid"))
-
-
 def _record_order(
     ctx: BotContext, customer: Customer, item: OrderItem, raw: str, *, by_tickets: bool = False
 ) -> tuple[Order | None, list[str]]:
@@ -180,9 +172,9 @@ def _record_order(
     assert customer.id is not None
     # The same customer twice in one message: the first order's reassessment comes first.
     settle_refresh(session=ctx.session, customer_id=customer.id)
-    summary = ctx.session.connection().execute(_LAST_ORDER, {"cid": customer.id}).first()
-    previous_on = summary.last_order_on if summary else None
-    usual = summary.expected_interval_days if summary and summary.order_count > 1 else None
+    before = prior(ctx.session, customer.id)
+    previous_on = before.last_order_on if before else None
+    usual = before.expected_interval_days if before and before.order_count > 1 else None
     try:
         order = record_order(
             session=ctx.session,
@@ -199,6 +191,7 @@ def _record_order(
             source="chat",
             delivery_on=item.delivery_on,
             paid_by="tickets" if by_tickets else None,
+            has_pending=before.has_pending if before else None,
         )
     except OrderError as exc:
         return None, [ctx.render("order_invalid", reason=str(exc))]
@@ -270,7 +263,7 @@ def _continue(ctx: BotContext, queue: list[dict[str, Any]]) -> list[str]:
         item = _item_from_payload(action["item"])
         matches = match_customers(session=ctx.session, shop=ctx.shop, query=item.customer)
         if matches and is_clear(matches):
-            customer = ctx.session.get(Customer, matches[0].customer_id)
+            customer = load(ctx.session, Customer, matches[0].customer_id)
             assert customer is not None
             replies.extend(_apply_item(ctx, customer, matches[0], action))
         elif not matches:
@@ -403,7 +396,7 @@ def card(ctx: BotContext, intent: Intent) -> list[str]:
                 more=len(matches) > CHOICES_SHOWN,
             )
         ]
-    customer = ctx.session.get(Customer, matches[0].customer_id)
+    customer = load(ctx.session, Customer, matches[0].customer_id)
     assert customer is not None
     return _card(ctx, customer)
 
@@ -463,7 +456,7 @@ def _for_customer(ctx: BotContext, intent: Intent) -> list[str]:
                 more=len(matches) > CHOICES_SHOWN,
             )
         ]
-    customer = ctx.session.get(Customer, matches[0].customer_id)
+    customer = load(ctx.session, Customer, matches[0].customer_id)
     assert customer is not None
     return _act(ctx, customer, matches[0], intent)
 
@@ -765,7 +758,7 @@ def help_(ctx: BotContext, intent: Intent) -> list[str]:
 
 
 def _chosen(ctx: BotContext, candidates: list[int], number: int) -> Customer | None:
-    customer = ctx.session.get(Customer, candidates[number - 1])
+    customer = load(ctx.session, Customer, candidates[number - 1])
     return customer if customer is not None and customer.shop_id == ctx.shop_id else None
 
 

@@ -23,9 +23,10 @@ from pypinyin import lazy_pinyin
 from rapidfuzz import fuzz, process
 from sqlalchemy import bindparam, func
 from sqlalchemy import select as sa_select
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from app.customers.models import Customer
+from app.db import adopt
 from app.shops.models import Shop
 
 TIERS = ("name", "alias", "phone", "pinyin", "contains", "address", "fuzzy")
@@ -366,12 +367,12 @@ def match_index(*, session: Session, shop: Shop) -> MatchIndex:
     return index
 
 
-# Built once: every message that names a customer runs it first (building the statement
-# cost as much as running it).
-_EXACT = select(Customer).where(
-    Customer.shop_id == bindparam("shop"),
-    Customer.name == bindparam("name"),
-    Customer.status != "forgotten",
+# Built once and run on the connection: every message that names a customer runs it first
+# (building the statement cost as much as running it; loading through the ORM twice more).
+_EXACT = sa_select(*_CUSTOMERS.columns).where(
+    _CUSTOMERS.c.shop_id == bindparam("shop"),
+    _CUSTOMERS.c.name == bindparam("name"),
+    _CUSTOMERS.c.status != "forgotten",
 )
 
 
@@ -380,10 +381,12 @@ def match_customers(*, session: Session, shop: Shop, query: str) -> list[Match]:
     query = query.strip()
     if not query:
         return []
-    # Whole rows, not ids: kept referenced by the session (its identity map holds objects
-    # only weakly), so the caller's session.get(Customer, id) costs no second query.
-    exact = session.exec(_EXACT, params={"shop": shop.id, "name": query}).all()
+    session.flush()  # as the ORM's autoflush: customers added or renamed in this session
+    rows = session.connection().execute(_EXACT, {"shop": shop.id, "name": query}).mappings()
+    exact = [adopt(session, Customer, row) for row in rows]
     if exact:
+        # Kept referenced by the session (its identity map holds objects only weakly), so
+        # the caller's session.get(Customer, id) costs no second query.
         session.info.setdefault("matched_customers", []).extend(exact)
         return [Match(c.id, "name", query) for c in exact if c.id is not None]
     return match_index(session=session, shop=shop).rank(query)

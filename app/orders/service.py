@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
 from app.clock import Clock
-from app.customers.models import Customer
+from app.customers.models import Customer, CustomerSummary
 from app.customers.risk import request_refresh
+from app.db import adopt
 from app.orders.models import Order
-from app.outreach.outcomes import on_order
+from app.outreach.outcomes import followup_pending, on_order
 from app.shops.models import Shop
 
 
@@ -27,6 +29,34 @@ _ORDERS = Order.__table__  # type: ignore[attr-defined]
 # Built once and run on the connection: the ORM's unit of work (flush bookkeeping for one
 # new row) cost about three times the INSERT itself, on the path every order takes.
 _INSERT = _ORDERS.insert()
+_SUMMARY = CustomerSummary.__table__  # type: ignore[attr-defined]
+_PRIOR = select(
+    _SUMMARY.c.last_order_on,
+    _SUMMARY.c.expected_interval_days,
+    _SUMMARY.c.order_count,
+    followup_pending(_SUMMARY.c.customer_id).label("has_pending"),
+).where(_SUMMARY.c.customer_id == bindparam("cid"))
+
+
+@dataclass(frozen=True)
+class Prior:
+    """What the customer's record says just before a new order: for its confirmation."""
+
+    last_order_on: date | None
+    expected_interval_days: float | None
+    order_count: int
+    has_pending: bool  # a follow-up the order will answer (outcomes.followup_pending)
+
+
+def prior(session: Session, customer_id: int) -> Prior | None:
+    """The customer's record before the next order, in one read (None: no summary yet).
+
+    Pass its `has_pending` to record_order, which then skips its own follow-up probe.
+    """
+    row = session.connection().execute(_PRIOR, {"cid": customer_id}).first()
+    if row is None:
+        return None
+    return Prior(row[0], row[1], row[2], bool(row[3]))
 
 
 def record_order(
@@ -45,11 +75,13 @@ def record_order(
     staff_id: int | None = None,
     delivery_on: date | None = None,
     paid_by: str | None = None,
+    has_pending: bool | None = None,
 ) -> Order:
     """Record one order and bring the customer's summary up to date before returning.
 
     The order is inserted at once; the returned Order belongs to `session` (later changes
-    to it are flushed as an UPDATE, like any loaded row).
+    to it are flushed as an UPDATE, like any loaded row). `has_pending`: `Prior.has_pending`
+    when the caller read it in this transaction (None: asked here).
     """
     if customer.shop_id != shop.id:
         raise OrderError("客户不属于这个店铺")
@@ -80,7 +112,7 @@ def record_order(
         "paid_by": paid_by,
     }
     order = _insert(session, values)
-    on_order(session=session, shop=shop, customer=customer, order=order)
+    on_order(session=session, shop=shop, customer=customer, order=order, has_pending=has_pending)
     refresh_summary(session=session, shop=shop, customer_id=customer.id, clock=clock)
     return order
 
@@ -90,11 +122,10 @@ def _insert(session: Session, values: dict[str, Any]) -> Order:
     session.flush()  # rows the order refers to (a customer just created) go first
     key = session.connection().execute(_INSERT, values).inserted_primary_key
     assert key is not None
-    order = Order(id=key[0], **values)
     # Persistent, not new: the session knows the row exists and will not insert it again.
-    make_transient_to_detached(order)
-    session.add(order)
-    return order
+    # Made as loaded rows are: Order(**values) validated the values again, five times the
+    # cost (115 against 20 µs).
+    return adopt(session, Order, {"id": key[0], **values})
 
 
 def refresh_summary(*, session: Session, shop: Shop, customer_id: int, clock: Clock) -> None:

@@ -1,0 +1,85 @@
+"""db.load and db.adopt give what session.get and an ORM query give, objects and all."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, inspect
+from sqlmodel import Session, select
+
+from app.clock import FixedClock
+from app.customers.models import Customer, CustomerSummary
+from app.db import adopt, load, read_session, write_session
+from app.orders.models import Order
+from app.orders.service import record_order
+from tests.factories import make_customer, make_shop
+
+
+def test_load_builds_the_row_as_session_get_does(engine: Engine, clock: FixedClock) -> None:
+    shop = make_shop(engine, clock)
+    wang = make_customer(
+        engine, clock, shop, "王姐", aliases=["王丽"], phone="13800001234", address="幸福小区3栋"
+    )
+    with read_session(engine) as orm:
+        expected = orm.get(Customer, wang.id)
+        assert expected is not None
+    with Session(engine) as session:
+        loaded = load(session, Customer, wang.id)
+        assert loaded is not None
+        assert loaded.model_dump() == expected.model_dump()
+        assert inspect(loaded).persistent
+        # The session's one object for the row: session.get and a second load give it back.
+        assert session.get(Customer, wang.id) is loaded
+        assert load(session, Customer, wang.id) is loaded
+        assert load(session, Customer, 10_000) is None
+
+
+def test_a_loaded_object_changes_as_a_queried_one(engine: Engine, clock: FixedClock) -> None:
+    shop = make_shop(engine, clock)
+    wang = make_customer(engine, clock, shop, "王姐")
+    with write_session(engine) as session:
+        loaded = load(session, Customer, wang.id)
+        assert loaded is not None
+        loaded.note = "只要冰的"
+        session.add(loaded)
+    with write_session(engine) as session:
+        again = load(session, Customer, wang.id)
+        assert again is not None and again.note == "只要冰的"
+        # A key not named id; a row deleted in this session is gone, as for session.get.
+        summary = load(session, CustomerSummary, wang.id)
+        assert summary is not None and summary.order_count == 0
+        session.delete(summary)
+        session.flush()
+        assert load(session, CustomerSummary, wang.id) is None
+
+
+def test_an_object_the_session_holds_comes_from_it(engine: Engine, clock: FixedClock) -> None:
+    shop = make_shop(engine, clock)
+    wang = make_customer(engine, clock, shop, "王姐")
+    with Session(engine) as session:
+        held = session.get(Customer, wang.id)
+        assert held is not None
+        held.note = "not flushed"
+        row = {c.key: getattr(wang, c.key) for c in Customer.__table__.columns}  # type: ignore[attr-defined]
+        # The held object, unsaved change included: as an ORM query would return it.
+        assert adopt(session, Customer, row) is held
+        assert load(session, Customer, wang.id) is held and held.note == "not flushed"
+        session.commit()  # expires it: the next load reads the row again
+        with write_session(engine) as other:
+            elsewhere = other.get(Customer, wang.id)
+            assert elsewhere is not None
+            elsewhere.note = "changed elsewhere"
+            other.add(elsewhere)
+        assert load(session, Customer, wang.id) is held and held.note == "changed elsewhere"
+
+
+def test_a_recorded_order_is_a_row_of_the_session(engine: Engine, clock: FixedClock) -> None:
+    shop = make_shop(engine, clock)
+    wang = make_customer(engine, clock, shop, "王姐")
+    with write_session(engine) as session:
+        order = record_order(session=session, shop=shop, customer=wang, quantity=2, clock=clock)
+        assert inspect(order).persistent
+        assert session.get(Order, order.id) is order
+        assert (order.quantity, order.unit, order.source) == (2, "桶", "chat")
+        order.quantity = 3  # a later change is an UPDATE of the row, not a second order
+        session.add(order)
+    with read_session(engine) as session:
+        assert [(o.id, o.quantity) for o in session.exec(select(Order))] == [(order.id, 3)]
