@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 import app.customers.risk as risk
 from app.channels.local import shop_and_owner
@@ -161,3 +161,28 @@ def test_the_local_channel_finds_the_shop_and_owner_like_the_services(
     assert shop_and_owner(engine, str(demo_shop.id)) == expected
     with pytest.raises(ShopError, match="没有这个店铺"):
         shop_and_owner(engine, "no-such-shop")
+
+
+@pytest.mark.parametrize("size", [2, 3, 8, 9, 40])
+def test_customers_reassessed_together_equal_one_at_a_time(
+    chat: ChatDriver, engine: Engine, clock: FixedClock, demo_shop: Shop, size: int
+) -> None:
+    # Each read has a statement per group size up to 8, then an expanding IN: all agree.
+    chat.say("王姐 投诉 送水慢")
+    chat.say("王姐2桶 老刘1桶")
+    with read_session(engine) as s:
+        chosen = sorted(s.exec(select(CustomerSummary.customer_id)))[:size]
+    assert len(chosen) == size
+    with write_session(engine) as s:
+        for customer_id in chosen:
+            risk.refresh_customer(session=s, shop=demo_shop, customer_id=customer_id, clock=clock)
+    one_at_a_time = summaries(engine)
+    with write_session(engine) as s:  # dirty them, so the group refresh has work to do
+        for row in s.exec(
+            select(CustomerSummary).where(col(CustomerSummary.customer_id).in_(chosen))
+        ):
+            row.stage, row.findings, row.order_count = "x", [], -1
+            s.add(row)
+    with write_session(engine) as s:
+        risk.refresh_customers(session=s, shop=demo_shop, customer_ids=chosen, clock=clock)
+    assert summaries(engine) == one_at_a_time
