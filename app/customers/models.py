@@ -53,6 +53,9 @@ class CustomerSummary(SQLModel, table=True):
     __table_args__ = (
         # "Who is due today" = shop_id = ? AND check_on <= today: an index range scan.
         Index("ix_summary_shop_check", "shop_id", "check_on"),
+        # The month's figures: ordered before it, new in it, past "lost" in it.
+        Index("ix_summary_shop_first", "shop_id", "first_order_on"),
+        Index("ix_summary_shop_lost", "shop_id", "lost_on"),
     )
 
     customer_id: int = Field(foreign_key="customer.id", primary_key=True)

@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row, Select, bindparam, case, func
+from sqlalchemy import Row, Select, bindparam, case, func, literal
 from sqlalchemy import select as core_select
 from sqlmodel import Session, select
 
@@ -71,7 +71,8 @@ _UNMARKED = (
         _S.shop_id == bindparam("shop"),
         _S.lost_on >= bindparam("first"),
         _S.lost_on <= bindparam("last"),
-        _C.status.not_in(("lost", "forgotten")),
+        # NOT IN (?, ?): an expanding list is rewritten on every execution.
+        _C.status.not_in([literal("lost"), literal("forgotten")]),
     )
 )
 # Warning episodes (a customer's warning day) of the month, with their first contact.

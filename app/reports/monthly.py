@@ -21,12 +21,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row, bindparam, case, func, select
+from sqlalchemy import Row, bindparam, case, distinct, func, select
 from sqlmodel import Session
 
 from app.bot.ledger import live_rows
 from app.bot.when import month_end
-from app.customers.models import Customer
+from app.customers.models import Customer, CustomerSummary
 from app.events.models import Event
 from app.orders.models import Order
 from app.shops.models import Shop
@@ -34,30 +34,31 @@ from app.shops.models import Shop
 _O = Order.__table__.c  # type: ignore[attr-defined]
 _C = Customer.__table__.c  # type: ignore[attr-defined]
 _E = Event.__table__.c  # type: ignore[attr-defined]
+_S = CustomerSummary.__table__.c  # type: ignore[attr-defined]
 # Built once and run on the connection (composing them per call, and the ORM around them,
 # cost more than the queries). The month's orders in one index range scan on
-# orders(shop_id, order_date): per customer, so the totals and who ordered come together.
-_MONTH_ORDERS = (
-    select(
-        _O.customer_id,
-        func.count(_O.id),
-        func.coalesce(func.sum(_O.amount_cents), 0),
-        func.coalesce(func.sum(case((_O.unit == bindparam("unit"), _O.quantity), else_=0)), 0),
-    )
-    .where(
-        _O.shop_id == bindparam("shop"),
-        _O.order_date >= bindparam("first"),
-        _O.order_date <= bindparam("last"),
-    )
-    .group_by(_O.customer_id)
+# orders(shop_id, order_date), added up in the database: one row back.
+_MONTH_ORDERS = select(
+    func.count(_O.id),
+    func.count(distinct(_O.customer_id)),
+    func.coalesce(func.sum(_O.amount_cents), 0),
+    func.coalesce(func.sum(case((_O.unit == bindparam("unit"), _O.quantity), else_=0)), 0),
+).where(
+    _O.shop_id == bindparam("shop"),
+    _O.order_date >= bindparam("first"),
+    _O.order_date <= bindparam("last"),
 )
-# Per customer, one probe of orders(customer_id, order_date): it costs the number of
-# customers, not the length of the shop's history. (A customer's orders are always in the
-# customer's shop, and naming orders.shop_id here would steer SQLite to scan
-# orders(shop_id, order_date) instead.)
-_ORDERED_BEFORE = select(_C.id).where(
-    _C.shop_id == bindparam("shop"),
-    select(_O.id).where(_O.customer_id == _C.id, _O.order_date < bindparam("first")).exists(),
+# Who had ordered before the month, and who ordered first in it, from each customer's first
+# order day (kept in the summary with every order; the trend reads the same column): one
+# range scan of customer_summary(shop_id, first_order_on), the index alone.
+_FIRST_ORDERS = select(
+    func.count(case((_S.first_order_on < bindparam("first"), 1))),
+    func.count(case((_S.first_order_on >= bindparam("first"), 1))),
+).where(_S.shop_id == bindparam("shop"), _S.first_order_on <= bindparam("last"))
+# Of these customers (marked lost before the month), those who had ordered before it.
+_ORDERED_BEFORE = select(func.count()).where(
+    _S.customer_id.in_(bindparam("ids", expanding=True)),
+    _S.first_order_on < bindparam("first"),
 )
 # The shop's outcome marks (lost / recovered) before a moment, oldest first.
 _OUTCOMES = (
@@ -156,19 +157,17 @@ def month_summary(
     unit = str(shop.settings.get("unit", "桶"))
     conn = session.connection()
     month = {"shop": shop.id, "first": first_day, "last": last_day, "unit": unit}
-    orders = revenue = quantity = 0
-    active_ids: set[int] = set()
-    for cid, n, cents, units in conn.execute(_MONTH_ORDERS, month):
-        active_ids.add(cid)
-        orders, revenue, quantity = orders + n, revenue + cents, quantity + units
-    ordered_before = set(conn.execute(_ORDERED_BEFORE, month).scalars())
-    # First order ever in the month = ordered in the month and never before it.
-    new_customers = len(active_ids - ordered_before)
+    orders, active, revenue, quantity = conn.execute(_MONTH_ORDERS, month).one()
+    ordered_before, new_customers = conn.execute(_FIRST_ORDERS, month).one()
     # Outcome marks are few: read them once, up to the month's end, and split at its start.
     if outcomes is None:
         outcomes = outcome_marks(session, shop.id, until=end)
     outcomes_before = _latest_outcomes([r for r in outcomes if _aware(r.occurred_at) < start])
-    at_start = {c for c in ordered_before if outcomes_before.get(c, {}).get("outcome") != "lost"}
+    # At the start: had ordered before the month and not marked lost (as latest) before it.
+    lost_before = [c for c, d in outcomes_before.items() if d.get("outcome") == "lost"]
+    if lost_before:
+        lost_params = {"ids": lost_before, "first": first_day}
+        ordered_before -= conn.execute(_ORDERED_BEFORE, lost_params).scalar_one()
     in_month = _latest_outcomes([r for r in outcomes if _aware(r.occurred_at) >= start])
     lost = {c: d for c, d in in_month.items() if d.get("outcome") == "lost"}
     recovered = sum(1 for d in in_month.values() if d.get("outcome") == "recovered")
@@ -189,10 +188,10 @@ def month_summary(
         unit=unit,
         revenue_cents=int(revenue) + tickets_sold,
         tickets_sold_cents=tickets_sold,
-        active_customers=len(active_ids),
-        new_customers=new_customers,
+        active_customers=int(active),
+        new_customers=int(new_customers),
         lost=len(lost),
         reasons=reasons,
         recovered=recovered,
-        customers_at_start=len(at_start),
+        customers_at_start=int(ordered_before),
     )
