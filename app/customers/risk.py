@@ -272,6 +272,7 @@ def refresh_customers(
     assert shop.id is not None
     today = local_today(clock, shop.timezone)
     config = risk_config(shop)
+    rows: dict[int, dict[str, Any]] = {}
     for customer_id, history in _histories(session, shop, customer_ids).items():
         assessment, row = assess_history(
             history.days,
@@ -283,7 +284,7 @@ def refresh_customers(
             as_of=today,
         )
         bought = row["n_orders"] > 0
-        values = _summary_values(
+        rows[customer_id] = _summary_values(
             assessment,
             first=from_epoch_day(row["first_day"]) if bought else None,
             last=from_epoch_day(row["last_day"]) if bought else None,
@@ -293,23 +294,34 @@ def refresh_customers(
             today=today,
             clock=clock,
         )
-        _write_summary(session, shop.id, customer_id, values)
+    _write_summaries(session, shop.id, rows)
 
 
-def _write_summary(
-    session: Session, shop_id: int, customer_id: int, values: dict[str, Any]
-) -> None:
-    updated = session.connection().execute(
-        _UPDATE_SUMMARY, {"cid": customer_id, **{f"v_{k}": v for k, v in values.items()}}
-    )
-    if updated.rowcount == 0:
-        session.add(CustomerSummary(customer_id=customer_id, shop_id=shop_id, **values))
-        session.flush()
+_SUMMARY_IDS = _ByCustomer(sa_select(_SUMMARY.c.customer_id), _SUMMARY.c.customer_id)
+
+
+def _write_summaries(session: Session, shop_id: int, rows: dict[int, dict[str, Any]]) -> None:
+    """Rewrite these customers' summaries: one UPDATE statement (executemany for several)."""
+    params = [
+        {"cid": customer_id, **{f"v_{k}": v for k, v in values.items()}}
+        for customer_id, values in rows.items()
+    ]
+    if not params:
         return
-    # A copy of this summary loaded earlier in the session would now be stale.
-    cached = session.identity_map.get(session.identity_key(CustomerSummary, customer_id))
-    if cached is not None:
-        session.expire(cached)
+    conn = session.connection()
+    updated = conn.execute(_UPDATE_SUMMARY, params if len(params) > 1 else params[0]).rowcount
+    if updated != len(params):
+        # A customer without a summary row yet (one made outside create_customer): add it.
+        present = set(_SUMMARY_IDS.run(conn, list(rows)).scalars())
+        for customer_id, values in rows.items():
+            if customer_id not in present:
+                session.add(CustomerSummary(customer_id=customer_id, shop_id=shop_id, **values))
+        session.flush()
+    for customer_id in rows:
+        # A copy of this summary loaded earlier in the session would now be stale.
+        cached = session.identity_map.get(session.identity_key(CustomerSummary, customer_id))
+        if cached is not None:
+            session.expire(cached)
 
 
 _ORDER_CHUNK = 20_000

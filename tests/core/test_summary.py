@@ -230,3 +230,35 @@ def test_the_chat_list_is_the_due_query_in_the_same_order(
             ]
             checked += len(full)
         assert checked > 50
+
+
+def test_customers_without_a_summary_row_get_one_in_a_group_refresh(
+    engine: Engine, clock: FixedClock
+) -> None:
+    from app.customers.risk import refresh_customers
+
+    shop = make_shop(engine, clock)
+    wang, li, zhao = (make_customer(engine, clock, shop, n) for n in ("王姐", "老李", "老赵"))
+    days = [TEST_TODAY - timedelta(days=d) for d in (40, 20)]
+    for customer in (wang, li, zhao):
+        add_orders(engine, clock, shop, customer, days)
+    expected = {c.id: summary_of(engine, c) for c in (wang, li, zhao)}
+    with write_session(engine) as s:  # a summary row lost, and one gone stale
+        gone = s.get(CustomerSummary, li.id)
+        stale = s.get(CustomerSummary, zhao.id)
+        assert gone is not None and stale is not None
+        s.delete(gone)
+        stale.order_count, stale.stage = 0, "new"
+        s.add(stale)
+    with write_session(engine) as s:
+        loaded = s.get(CustomerSummary, zhao.id)  # a copy the refresh must not leave stale
+        assert loaded is not None and loaded.order_count == 0
+        ids = [c.id for c in (wang, li, zhao) if c.id is not None]
+        refresh_customers(session=s, shop=shop, customer_ids=ids, clock=clock)
+        assert loaded.order_count == 2
+    for customer in (wang, li, zhao):
+        again = summary_of(engine, customer)
+        before = expected[customer.id]
+        assert again.model_dump(exclude={"updated_at"}) == before.model_dump(
+            exclude={"updated_at"}
+        )
