@@ -259,6 +259,4 @@ def test_customers_without_a_summary_row_get_one_in_a_group_refresh(
     for customer in (wang, li, zhao):
         again = summary_of(engine, customer)
         before = expected[customer.id]
-        assert again.model_dump(exclude={"updated_at"}) == before.model_dump(
-            exclude={"updated_at"}
-        )
+        assert again.model_dump(exclude={"updated_at"}) == before.model_dump(exclude={"updated_at"})
