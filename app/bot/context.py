@@ -87,6 +87,10 @@ class BotContext:
     images: list[ChatImage] = field(default_factory=list)
     # The service settings (signed links); None means the capture's, else the process's.
     settings: Settings | None = None
+    # Whether the sender has a question stored (app/bot/pending.py), when the caller read it
+    # together with the shop (the channels' inbox does); None: unknown, ask the database.
+    # pending.ask / take / clear keep it true to the session's writes.
+    question_waiting: bool | None = None
 
     @property
     def shop_id(self) -> int:

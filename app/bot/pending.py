@@ -46,6 +46,7 @@ def ask(ctx: BotContext, kind: str, payload: dict[str, Any]) -> None:
         )
     )
     ctx.session.flush()
+    ctx.question_waiting = True
 
 
 def take(ctx: BotContext) -> PendingQuestion | None:
@@ -55,6 +56,7 @@ def take(ctx: BotContext) -> PendingQuestion | None:
         return None
     ctx.session.delete(question)
     ctx.session.flush()
+    ctx.question_waiting = False
     return question if question.expires_at > ctx.clock.now() else None
 
 
@@ -73,11 +75,15 @@ _WAITING = select(_TABLE.c.shop_id).where(
 
 
 def waiting(ctx: BotContext) -> bool:
-    """Whether the sender has a question stored, live or expired (a plain probe, no ORM)."""
+    """Whether the sender has a question stored, live or expired: as the caller read it with
+    the shop, else a plain probe (no ORM)."""
+    if ctx.question_waiting is not None:
+        return ctx.question_waiting
     found = ctx.session.connection().execute(
         _WAITING, {"shop": ctx.shop_id, "sender": ctx.sender_key}
     )
-    return found.first() is not None
+    ctx.question_waiting = found.first() is not None
+    return ctx.question_waiting
 
 
 def clear(ctx: BotContext) -> None:
@@ -86,7 +92,10 @@ def clear(ctx: BotContext) -> None:
     # An unflushed question would be inserted after the DELETE: flush it first.
     if any(isinstance(o, PendingQuestion) for o in session.new):
         session.flush()
+    elif ctx.question_waiting is False:
+        return  # none stored: most messages skip the DELETE
     session.connection().execute(_DELETE, {"shop": ctx.shop_id, "sender": ctx.sender_key})
+    ctx.question_waiting = False
     # A copy loaded in this session is gone from the database too.
     key = session.identity_key(PendingQuestion, (ctx.shop_id, ctx.sender_key))
     loaded = session.identity_map.get(key)

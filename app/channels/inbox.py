@@ -24,14 +24,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Insert, bindparam, event, select
+from sqlalchemy import Engine, Insert, bindparam, event, exists, select
 from sqlmodel import Session, col
 
 from app.bot.context import BotContext
 from app.bot.core import answer_without_writes, handle
 from app.channels.binding import find_sender_in
 from app.channels.callback import claim_row
-from app.channels.models import InboxMessage
+from app.channels.models import InboxMessage, PendingQuestion
 from app.clock import Clock
 from app.db import insert_for, with_option, write_connection, write_session
 from app.shops.models import Shop, Staff
@@ -117,14 +117,23 @@ def answer_from(
 
 
 # The shop and the member of staff in one query (two Session.get cost twice as much here).
-_SHOP_AND_STAFF = select(Shop, Staff).where(
+_QUESTIONS = PendingQuestion.__table__  # type: ignore[attr-defined]
+# With them, whether the sender has a question stored: most messages then skip pending's
+# DELETE (handle) or probe (the read road).
+_SHOP_AND_STAFF = select(
+    Shop,
+    Staff,
+    exists().where(
+        _QUESTIONS.c.shop_id == bindparam("shop"), _QUESTIONS.c.sender == bindparam("sender")
+    ),
+).where(
     col(Shop.id) == bindparam("shop"),
     col(Staff.id) == bindparam("staff"),
     col(Staff.shop_id) == col(Shop.id),
 )
 
 
-def _context(
+def context_for(
     session: Session,
     delivery: Delivery,
     *,
@@ -135,11 +144,12 @@ def _context(
 ) -> BotContext:
     """The bot's context for a delivery; PermissionError unless the sender is the shop's staff."""
     found = session.execute(
-        _SHOP_AND_STAFF, {"shop": delivery.shop_id, "staff": delivery.staff_id}
+        _SHOP_AND_STAFF,
+        {"shop": delivery.shop_id, "staff": delivery.staff_id, "sender": delivery.sender_key},
     ).one_or_none()
     if found is None:
         raise PermissionError("sender is not staff of this shop")
-    shop, staff = found
+    shop, staff, question_waiting = found
     return BotContext(
         session=session,
         shop=shop,
@@ -149,6 +159,7 @@ def _context(
         templates_dir=templates_dir,
         pending_ttl_seconds=pending_ttl_seconds,
         inbox_id=inbox_id,
+        question_waiting=bool(question_waiting),
     )
 
 
@@ -172,7 +183,7 @@ def deliver(
             raise PermissionError("message id already used by another sender")
         if row.handled_at is not None:
             return DeliveryResult(replies=list(row.replies or []), duplicate=True)
-        ctx = _context(
+        ctx = context_for(
             session, delivery, clock=clock, templates_dir=templates_dir,
             pending_ttl_seconds=pending_ttl_seconds, inbox_id=row.id,
         )  # fmt: skip
@@ -250,7 +261,7 @@ def _reply_reading(
         if stored.handled_at is None:
             return None
         return DeliveryResult(replies=list(stored.replies or []), duplicate=True)
-    ctx = _context(
+    ctx = context_for(
         session, delivery, clock=clock, templates_dir=templates_dir,
         pending_ttl_seconds=pending_ttl_seconds,
     )  # fmt: skip

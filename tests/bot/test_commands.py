@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlmodel import col, select
 
 from app.customers.models import Customer, CustomerSummary
@@ -14,6 +14,8 @@ from app.orders.models import Order
 from tests.bot.test_chat_loop import counts
 from tests.conftest import TEST_TODAY, ChatDriver
 from tests.factories import make_customer, make_shop
+
+NO_PENDING = '现在没有等您选择的问题。\n发"帮助"看看我能做什么。'
 
 
 def customer(engine: Engine, name: str) -> Customer:
@@ -324,3 +326,29 @@ def test_help_lists_the_new_commands(chat: ChatDriver) -> None:
     reply = chat.say("帮助")
     for example in ("王姐 回复了", "王姐 流失 价格", "王姐 暂停 到月底", "撤销", "本月统计"):
         assert example in reply
+
+
+def test_a_new_message_clears_a_stored_question_and_only_then_deletes(
+    chat: ChatDriver, engine: Engine
+) -> None:
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        chat.say("王姐 2桶")  # no question stored: the inbox read says so, no DELETE runs
+        assert not [s for s in statements if s.startswith("DELETE FROM pending_question")]
+        assert "是哪一位" in chat.say("wangjie 2桶")
+        assert counts(engine)["pending"] == 1
+        statements.clear()
+        assert chat.say("王姐 回复了").startswith("已记")  # a new request supersedes it
+        assert [s for s in statements if s.startswith("DELETE FROM pending_question")]
+        assert counts(engine)["pending"] == 0
+        # The old question is gone: a stray "1" now records nothing.
+        before = counts(engine)
+        assert chat.say("1") == NO_PENDING
+        assert counts(engine) == before
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
