@@ -42,6 +42,7 @@ from app.bot import pending
 from app.bot.context import BotContext
 from app.bot.core import handle, vocabulary
 from app.bot.parse import normalize, parse
+from app.channels.inbox import Delivery, context_for
 from app.clock import FixedClock, local_today
 from app.config import PROJECT_ROOT
 from app.db import WRITE_OPTION, make_engine, upgrade, with_option
@@ -124,34 +125,31 @@ def main(runs: int = 50) -> None:
         today = local_today(clock, shop.timezone)
         with Session(engine) as session:
             owner = owner_of(session=session, shop=shop)
-
-        def context(session: Session) -> BotContext:
-            return BotContext(
-                session=session,
-                shop=session.merge(shop, load=False),
-                staff=session.merge(owner, load=False),
-                sender_key="bench",
-                clock=clock,
-                templates_dir=PROJECT_ROOT / "message_templates",
-            )
+        templates = PROJECT_ROOT / "message_templates"
 
         writing = with_option(engine, WRITE_OPTION)
 
-        def begun(session: Session) -> BotContext:
-            """The context in a begun write transaction: in the server the channel's inbox
-            claim (app/channels/inbox.deliver) has begun it before handle() is called."""
+        def begun(session: Session, message: str) -> BotContext:
+            """The context as the server builds it for a message, in a write transaction the
+            inbox claim has begun (app/channels/inbox.deliver): shop, staff and whether a
+            question waits come from one read."""
             session.connection()
-            return context(session)
+            assert shop.id is not None and owner.id is not None
+            delivery = Delivery(shop.id, owner.id, "bench", "bench-1", "bench", message)
+            return context_for(
+                session, delivery, clock=clock, templates_dir=templates, pending_ttl_seconds=600
+            )
 
         def run_handle(message: str, timing: Callable[[Callable[[], object]], None]) -> None:
             with Session(writing) as session:
-                ctx = begun(session)
+                ctx = begun(session, message)
                 timing(lambda: handle(ctx, message))
                 session.rollback()
 
         def run_echo(timing: Callable[[Callable[[], object]], None]) -> None:
             with Session(writing) as session:
-                ctx = begun(session)
+                ctx = begun(session, "王姐 2桶")
+                ctx.question_waiting = None  # unknown: the DELETE runs
 
                 def echo() -> None:
                     pending.clear(ctx)
@@ -215,7 +213,8 @@ def main(runs: int = 50) -> None:
         print(f"handle, CPU time of this thread only: mean {cpu_mean:.3f} ms, p50 {cpu_p50:.3f} ms")
         harness = _stats(_HARNESS[-len(all_handle) :])
         print(
-            "harness around each handle() (session, BEGIN, two merges, rollback, close; not in the "
+            "harness around each handle() (session, BEGIN, shop+staff read, rollback, close; "
+            "not in the "
             "figures above): {:.3f} / {:.3f} / {:.3f} ms".format(*harness)
         )
         engine.dispose()
