@@ -8,7 +8,7 @@ from app.channels.models import (
     SmsMessage,
     SmsOptOut,
 )
-from app.customers.models import Customer, CustomerSummary
+from app.customers.models import Customer, CustomerSummary, ShopMatchTag
 from app.digest.models import DigestDelivery, DigestRun
 from app.events.models import Event
 from app.orders.models import Order
@@ -29,6 +29,7 @@ __all__ = [
     "OutboxMessage",
     "PendingQuestion",
     "Shop",
+    "ShopMatchTag",
     "SmsMessage",
     "SmsOptOut",
     "Staff",

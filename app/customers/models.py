@@ -38,12 +38,24 @@ class Customer(SQLModel, table=True):
     # The customer's WeCom external-contact id, so a deleted contact becomes a signal.
     wecom_external_userid: str | None = Field(default=None, max_length=64)
     created_at: datetime
-    # Rewritten with a random value by database triggers (migration 0005) whenever name,
-    # aliases, phone, address, status or shop change, so a cached match index can check
-    # cheaply that it is current. Never set it from the application.
+    # Unused since migration 0009 (the shop's tag below replaced the per-row tags of 0005);
+    # kept because dropping a column on SQLite recreates the table.
     match_tag: int = Field(
         default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
     )
+
+
+class ShopMatchTag(SQLModel, table=True):
+    """A random tag the database rewrites (triggers, migration 0009) whenever any of the
+    shop's customers is added, deleted, or has its name, aliases, phone, address, status or
+    shop changed: a cached match index checks it with one primary-key read. Every writer in
+    every process (ORM, Core, raw SQL) invalidates every cache. Never set it from the
+    application."""
+
+    __tablename__ = "shop_match_tag"
+
+    shop_id: int = Field(foreign_key="shop.id", primary_key=True)
+    tag: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class CustomerSummary(SQLModel, table=True):

@@ -1,7 +1,8 @@
 """The cached per-shop match index: same answers as ranking every row, never stale.
 
 The index is cached per database and shop and checked against a fingerprint read in the
-caller's own transaction, kept current by database triggers (migration 0005). These tests
+caller's own transaction: the shop's match tag, kept current by database triggers
+(migration 0009). These tests
 write through one engine (as another process would) and match through another.
 """
 
@@ -103,6 +104,20 @@ def test_another_process_adding_renaming_forgetting_is_seen_at_once(
             session.add(customer)
         assert _names(engine, demo_shop, "菊姐") == []
         assert _names(engine, demo_shop, "柳树巷") == []
+
+        # A row deleted outright (raw SQL: the app itself only ever marks customers).
+        with writer.begin() as conn:
+            conn.execute(
+                text("UPDATE customer SET status = 'active' WHERE id = :id"), {"id": customer_id}
+            )
+        assert _names(engine, demo_shop, "菊姐") == ["秋菊姐"]
+        with writer.begin() as conn:
+            conn.execute(
+                text("DELETE FROM customer_summary WHERE customer_id = :id"), {"id": customer_id}
+            )
+            conn.execute(text("DELETE FROM event WHERE customer_id = :id"), {"id": customer_id})
+            conn.execute(text("DELETE FROM customer WHERE id = :id"), {"id": customer_id})
+        assert _names(engine, demo_shop, "菊姐") == []
     finally:
         writer.dispose()
 
