@@ -8,10 +8,11 @@ overhead dominates at n = 1; tests prove both give the same numbers.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from app.risk.events import EventPoint, customer_facts, facts_array
 from app.risk.history import OrderArrays
 from app.risk.model import ShopPriors
 from app.risk.season import epoch_day, from_epoch_day
-from app.risk.signals import BY_CODE, Level, codes
+from app.risk.signals import BY_CODE, SIGNALS, Level, codes
 from app.risk.single import score_one
 
 
@@ -73,7 +74,9 @@ def _num(value: float) -> float | None:
     return None if math.isnan(value) else float(value)
 
 
+@lru_cache(maxsize=4096)
 def _day(value: int) -> date | None:
+    # Memoised: the few days near today recur in every assessment (dates are immutable).
     return None if value == NO_DAY else from_epoch_day(value)
 
 
@@ -109,46 +112,52 @@ def _row(scores: ScoreArrays, i: int) -> dict[str, Any]:
     }
 
 
+_LEVEL_NAMES = {s.code: Level(s.level).name.lower() for s in SIGNALS}
+_INTERVAL_CODES = frozenset({"interval_stretch", "interval_stretch_red"})
+# The figures behind each other signal that has some, read off a scored row.
+_FIGURES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "size_drop": lambda row: {
+        "recent": round(row["recent_quantity"], 1),
+        "earlier": round(row["earlier_quantity"], 1),
+    },
+    "frequency_drop": lambda row: {
+        "last_gap": _num(row["last_gap_days"]),
+        "earlier_gap": round(row["earlier_gap_mean"], 1),
+    },
+    "ticket_drop": lambda row: {
+        "recent": round(row["recent_amount"], 2),
+        "earlier": round(row["earlier_amount"], 2),
+    },
+    "ignored_2": lambda row: {"streak": row["ignored_streak"]},
+    "ignored_4": lambda row: {"streak": row["ignored_streak"]},
+    "low_satisfaction": lambda row: {"score": _num(row["satisfaction"])},
+    "tickets_running_out": lambda row: {"balance": _num(row["ticket_balance"])},
+    "tickets_not_renewed": lambda row: {"balance": _num(row["ticket_balance"])},
+    "recently_recalled": lambda row: {"recalled_on": str(_day(row["recalled_day"]))},
+}
+
+
 def _findings(row: dict[str, Any]) -> tuple[Finding, ...]:
-    """The signals that fired, each with its figures."""
-    interval = round(row["expected_interval_days"], 1)
-    days = row["days_since_last"]
-    figures: dict[str, dict[str, Any]] = {
-        "interval_stretch": {
-            "days_since_last": None if math.isnan(days) else int(days),
-            "interval": interval,
-            "ratio": round(row["overdue_ratio"], 2),
-        },
-        "size_drop": {
-            "recent": round(row["recent_quantity"], 1),
-            "earlier": round(row["earlier_quantity"], 1),
-        },
-        "frequency_drop": {
-            "last_gap": _num(row["last_gap_days"]),
-            "earlier_gap": round(row["earlier_gap_mean"], 1),
-        },
-        "ticket_drop": {
-            "recent": round(row["recent_amount"], 2),
-            "earlier": round(row["earlier_amount"], 2),
-        },
-        "ignored_2": {"streak": row["ignored_streak"]},
-        "ignored_4": {"streak": row["ignored_streak"]},
-        "low_satisfaction": {"score": _num(row["satisfaction"])},
-        "tickets_running_out": {"balance": _num(row["ticket_balance"])},
-        "tickets_not_renewed": {"balance": _num(row["ticket_balance"])},
-        "recently_recalled": {"recalled_on": str(_day(row["recalled_day"]))},
-    }
-    figures["interval_stretch_red"] = figures["interval_stretch"]
+    """The signals that fired, each with its figures (only theirs are computed)."""
+    mask = row["signals"]
+    if not mask:
+        return ()
     found = []
-    for code in codes(row["signals"]):
-        spec = BY_CODE[code]
+    interval: dict[str, Any] | None = None  # one dict, shared by both interval stretches
+    for code in codes(mask):
+        if code in _INTERVAL_CODES:
+            if interval is None:
+                days = row["days_since_last"]
+                interval = {
+                    "days_since_last": None if math.isnan(days) else int(days),
+                    "interval": round(row["expected_interval_days"], 1),
+                    "ratio": round(row["overdue_ratio"], 2),
+                }
+            figures = interval
+        else:
+            figures = _FIGURES[code](row) if code in _FIGURES else {}
         found.append(
-            Finding(
-                code=code,
-                level=Level(spec.level).name.lower(),
-                label=spec.label,
-                figures=figures.get(code, {}),
-            )
+            Finding(code=code, level=_LEVEL_NAMES[code], label=BY_CODE[code].label, figures=figures)
         )
     return tuple(found)
 
@@ -225,11 +234,18 @@ def assess_history(
     purchase days and last quantity are the figures a summary stores.
     """
     today = epoch_day(as_of)
-    known = [d for d in days if d <= today]
-    facts = customer_facts(
-        events, last_order=from_epoch_day(max(known)) if known else None, today=as_of
-    )
-    clock = online_clock(priors, min(known) if known else None, today, config)
+    first_known = last_known = None
+    if len(days):
+        last_known = max(days)
+        if last_known <= today:  # no order after as_of (the usual case): nothing to drop
+            first_known = min(days)
+        else:
+            known = [d for d in days if d <= today]
+            first_known, last_known = (min(known), max(known)) if known else (None, None)
+    # (Without events the facts are neutral, whatever the last order: no date to build.)
+    last_order = from_epoch_day(last_known) if last_known is not None and events else None
+    facts = customer_facts(events, last_order=last_order, today=as_of)
+    clock = online_clock(priors, first_known, today, config)
     row = score_one(
         days, quantities, amounts, facts, today=today, config=config, priors=priors, clock=clock
     )

@@ -53,6 +53,8 @@ def customer_facts(
     events: Sequence[EventPoint], *, last_order: date | None, today: date
 ) -> CustomerFacts:
     """Read one customer's events (any order) as of `today`."""
+    if not events:
+        return CustomerFacts()  # what the loop below leaves, without building it
     cancelled = {int(i) for e in events if e.kind == "undo" for i in e.data.get("event_ids", [])}
     live = sorted(
         (e for e in events if e.id not in cancelled and e.kind != "undo" and e.day <= today),
