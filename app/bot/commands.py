@@ -43,7 +43,7 @@ from app.customers.service import (
 )
 from app.db import load
 from app.orders.models import Order
-from app.orders.service import OrderError, prior, record_order
+from app.orders.service import OrderError, record
 
 FOLLOWUP_LIST_LIMIT = 20
 CHOICES_SHOWN = 5
@@ -172,11 +172,8 @@ def _record_order(
     assert customer.id is not None
     # The same customer twice in one message: the first order's reassessment comes first.
     settle_refresh(session=ctx.session, customer_id=customer.id)
-    before = prior(ctx.session, customer.id)
-    previous_on = before.last_order_on if before else None
-    usual = before.expected_interval_days if before and before.order_count > 1 else None
     try:
-        order = record_order(
+        recorded = record(
             session=ctx.session,
             shop=ctx.shop,
             customer=customer,
@@ -191,10 +188,12 @@ def _record_order(
             source="chat",
             delivery_on=item.delivery_on,
             paid_by="tickets" if by_tickets else None,
-            has_pending=before.has_pending if before else None,
         )
     except OrderError as exc:
         return None, [ctx.render("order_invalid", reason=str(exc))]
+    order, before = recorded.order, recorded.prior
+    previous_on = before.last_order_on
+    usual = before.expected_interval_days if before.order_count > 1 else None
     ctx.changed = True
     gap = (order.order_date - previous_on).days if previous_on else None
     return order, [

@@ -26,40 +26,44 @@ class OrderError(ValueError):
 MAX_QUANTITY = 10_000
 
 _ORDERS = Order.__table__  # type: ignore[attr-defined]
-# Built once and run on the connection: the ORM's unit of work (flush bookkeeping for one
-# new row) cost about three times the INSERT itself, on the path every order takes.
-_INSERT = _ORDERS.insert()
 _SUMMARY = CustomerSummary.__table__  # type: ignore[attr-defined]
-_PRIOR = select(
-    _SUMMARY.c.last_order_on,
-    _SUMMARY.c.expected_interval_days,
-    _SUMMARY.c.order_count,
-    followup_pending(_SUMMARY.c.customer_id).label("has_pending"),
-).where(_SUMMARY.c.customer_id == bindparam("cid"))
+
+
+def _before(column: Any) -> Any:
+    """The customer's summary `column` as the order finds it (reassessed only afterwards)."""
+    return select(column).where(_SUMMARY.c.customer_id == bindparam("cid")).scalar_subquery()
+
+
+# Built once and run on the connection: the ORM's unit of work (flush bookkeeping for one
+# new row) cost about three times the INSERT itself, on the path every order takes. Its
+# RETURNING gives the new id and, in the same statement, what the customer's record said
+# just before: the previous order for the confirmation, and whether a follow-up is pending.
+_INSERT = _ORDERS.insert().returning(
+    _ORDERS.c.id,
+    _before(_SUMMARY.c.last_order_on),
+    _before(_SUMMARY.c.expected_interval_days),
+    _before(_SUMMARY.c.order_count),
+    followup_pending(bindparam("cid")),
+)
 
 
 @dataclass(frozen=True)
 class Prior:
-    """What the customer's record says just before a new order: for its confirmation."""
+    """What the customer's record said just before a new order."""
 
     last_order_on: date | None
     expected_interval_days: float | None
-    order_count: int
-    has_pending: bool  # a follow-up the order will answer (outcomes.followup_pending)
+    order_count: int  # 0 also when the customer has no summary row yet
+    has_pending: bool  # a follow-up the order answers (outcomes.followup_pending)
 
 
-def prior(session: Session, customer_id: int) -> Prior | None:
-    """The customer's record before the next order, in one read (None: no summary yet).
-
-    Pass its `has_pending` to record_order, which then skips its own follow-up probe.
-    """
-    row = session.connection().execute(_PRIOR, {"cid": customer_id}).first()
-    if row is None:
-        return None
-    return Prior(row[0], row[1], row[2], bool(row[3]))
+@dataclass(frozen=True)
+class Recorded:
+    order: Order
+    prior: Prior
 
 
-def record_order(
+def record(
     *,
     session: Session,
     shop: Shop,
@@ -75,13 +79,12 @@ def record_order(
     staff_id: int | None = None,
     delivery_on: date | None = None,
     paid_by: str | None = None,
-    has_pending: bool | None = None,
-) -> Order:
+) -> Recorded:
     """Record one order and bring the customer's summary up to date before returning.
 
     The order is inserted at once; the returned Order belongs to `session` (later changes
-    to it are flushed as an UPDATE, like any loaded row). `has_pending`: `Prior.has_pending`
-    when the caller read it in this transaction (None: asked here).
+    to it are flushed as an UPDATE, like any loaded row). With it comes what the customer's
+    record said just before (read by the same statement).
     """
     if customer.shop_id != shop.id:
         raise OrderError("客户不属于这个店铺")
@@ -111,21 +114,34 @@ def record_order(
         "delivery_on": delivery_on,
         "paid_by": paid_by,
     }
-    order = _insert(session, values)
-    on_order(session=session, shop=shop, customer=customer, order=order, has_pending=has_pending)
-    refresh_summary(session=session, shop=shop, customer_id=customer.id, clock=clock)
-    return order
-
-
-def _insert(session: Session, values: dict[str, Any]) -> Order:
-    """INSERT one order in the session's transaction; return it as a row of the session."""
     session.flush()  # rows the order refers to (a customer just created) go first
-    key = session.connection().execute(_INSERT, values).inserted_primary_key
-    assert key is not None
+    row = session.connection().execute(_INSERT, {**values, "cid": customer.id}).one()
     # Persistent, not new: the session knows the row exists and will not insert it again.
     # Made as loaded rows are: Order(**values) validated the values again, five times the
     # cost (115 against 20 µs).
-    return adopt(session, Order, {"id": key[0], **values})
+    order = adopt(session, Order, {"id": row[0], **values})
+    prior = Prior(row[1], row[2], row[3] or 0, bool(row[4]))
+    on_order(
+        session=session, shop=shop, customer=customer, order=order, has_pending=prior.has_pending
+    )
+    refresh_summary(session=session, shop=shop, customer_id=customer.id, clock=clock)
+    return Recorded(order, prior)
+
+
+def record_order(
+    *,
+    session: Session,
+    shop: Shop,
+    customer: Customer,
+    quantity: int,
+    clock: Clock,
+    **details: Any,
+) -> Order:
+    """`record(...)` for callers that need only the order (details: record's options)."""
+    recorded = record(
+        session=session, shop=shop, customer=customer, quantity=quantity, clock=clock, **details
+    )
+    return recorded.order
 
 
 def refresh_summary(*, session: Session, shop: Shop, customer_id: int, clock: Clock) -> None:

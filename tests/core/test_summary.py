@@ -12,6 +12,7 @@ from sqlmodel import col, select
 
 from app.clock import FixedClock
 from app.customers.models import Customer, CustomerSummary
+from app.customers.risk import settle_refresh
 from app.customers.service import due_customers
 from app.db import read_session, write_session
 from app.orders.models import Order
@@ -260,3 +261,53 @@ def test_customers_without_a_summary_row_get_one_in_a_group_refresh(
         again = summary_of(engine, customer)
         before = expected[customer.id]
         assert again.model_dump(exclude={"updated_at"}) == before.model_dump(exclude={"updated_at"})
+
+
+def test_record_returns_the_customers_record_from_just_before_the_order(
+    engine: Engine, clock: FixedClock
+) -> None:
+    from app.orders.service import record
+    from app.outreach.models import FollowUp
+
+    shop = make_shop(engine, clock)
+    wang = make_customer(engine, clock, shop, "王姐")
+    li = make_customer(engine, clock, shop, "老李")
+    days = [TEST_TODAY - timedelta(days=d) for d in (60, 40, 20)]
+    add_orders(engine, clock, shop, wang, days)
+    usual = summary_of(engine, wang).expected_interval_days
+    with write_session(engine) as s:
+        s.add(
+            FollowUp(
+                shop_id=shop.id or 0,
+                customer_id=wang.id or 0,
+                tier=1,
+                kind="message",
+                template="outreach/tier1",
+                reason_code="interval",
+                owner_role="owner",
+                due_on=TEST_TODAY,
+                created_on=TEST_TODAY,
+                created_at=clock.now(),
+            )
+        )
+    with write_session(engine) as s:
+        first = record(session=s, shop=shop, customer=wang, quantity=2, clock=clock)
+        assert first.prior.last_order_on == days[-1]
+        assert first.prior.expected_interval_days == usual
+        assert first.prior.order_count == 3 and first.prior.has_pending
+        # That order closed the follow-up it reported: the next order finds none pending.
+        settle_refresh(session=s, customer_id=wang.id or 0)
+        again = record(session=s, shop=shop, customer=wang, quantity=1, clock=clock)
+        assert again.prior.last_order_on == TEST_TODAY and again.prior.order_count == 4
+        assert not again.prior.has_pending
+        # A customer without a summary row yet: nothing before, and the order still lands.
+        gone = s.get(CustomerSummary, li.id)
+        s.delete(gone)
+        s.flush()
+        fresh = record(session=s, shop=shop, customer=li, quantity=1, clock=clock)
+        assert (fresh.prior.last_order_on, fresh.prior.order_count) == (None, 0)
+        assert fresh.prior.expected_interval_days is None and not fresh.prior.has_pending
+    with read_session(engine) as s:
+        followup = s.exec(select(FollowUp)).one()
+        assert (followup.status, followup.recovered_order_id) == ("closed", first.order.id)
+    assert summary_of(engine, li).order_count == 1
