@@ -21,7 +21,7 @@ from typing import Any
 
 from pypinyin import lazy_pinyin
 from rapidfuzz import fuzz, process
-from sqlalchemy import bindparam
+from sqlalchemy import and_, bindparam
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
@@ -339,12 +339,16 @@ def _fingerprint(session: Session, shop_id: int) -> tuple[Any, ...]:
     return (session.connection().execute(_FINGERPRINT, {"shop": shop_id}).scalar(),)
 
 
-def match_index(*, session: Session, shop: Shop) -> MatchIndex:
-    """The shop's match index, rebuilt only when its customers changed."""
+def match_index(
+    *, session: Session, shop: Shop, fingerprint: tuple[Any, ...] | None = None
+) -> MatchIndex:
+    """The shop's match index, rebuilt only when its customers changed. `fingerprint`: the
+    shop's, when the caller read it in this transaction already."""
     assert shop.id is not None
     bind = session.get_bind()
     pool = getattr(bind, "pool", None) or bind.engine.pool
-    fingerprint = _fingerprint(session, shop.id)
+    if fingerprint is None:
+        fingerprint = _fingerprint(session, shop.id)
     with _CACHE_LOCK:
         entry = _CACHE.get(pool, {}).get(shop.id)
     if entry is not None and entry[0] == fingerprint:
@@ -363,12 +367,24 @@ def match_index(*, session: Session, shop: Shop) -> MatchIndex:
     return index
 
 
-# Built once and run on the connection: every message that names a customer runs it first
-# (building the statement cost as much as running it; loading through the ORM twice more).
-_EXACT = sa_select(*_CUSTOMERS.columns).where(
-    _CUSTOMERS.c.shop_id == bindparam("shop"),
-    _CUSTOMERS.c.name == bindparam("name"),
-    _CUSTOMERS.c.status != "forgotten",
+_COLUMNS = tuple(c.key for c in _CUSTOMERS.columns)
+# Built once and run on the connection: every message that names a customer runs it first.
+# The customers of that exact name, and the shop's match tag with them: a name that is not
+# exact goes on to the cached index without a second read to check it. (The tag row exists
+# once the shop has a customer; a shop without one gets no row, and has no one to find.)
+_EXACT = (
+    sa_select(*_CUSTOMERS.columns, _TAGS.c.tag)
+    .select_from(
+        _TAGS.outerjoin(
+            _CUSTOMERS,
+            and_(
+                _CUSTOMERS.c.shop_id == _TAGS.c.shop_id,
+                _CUSTOMERS.c.name == bindparam("name"),
+                _CUSTOMERS.c.status != "forgotten",
+            ),
+        )
+    )
+    .where(_TAGS.c.shop_id == bindparam("shop"))
 )
 
 
@@ -378,11 +394,16 @@ def match_customers(*, session: Session, shop: Shop, query: str) -> list[Match]:
     if not query:
         return []
     session.flush()  # as the ORM's autoflush: customers added or renamed in this session
-    rows = session.connection().execute(_EXACT, {"shop": shop.id, "name": query}).mappings()
-    exact = [adopt(session, Customer, row) for row in rows]
+    rows = session.connection().execute(_EXACT, {"shop": shop.id, "name": query}).all()
+    exact = [
+        adopt(session, Customer, dict(zip(_COLUMNS, row, strict=False)))
+        for row in rows
+        if row[0] is not None
+    ]
     if exact:
         # Kept referenced by the session (its identity map holds objects only weakly), so
         # the caller's session.get(Customer, id) costs no second query.
         session.info.setdefault("matched_customers", []).extend(exact)
         return [Match(c.id, "name", query) for c in exact if c.id is not None]
-    return match_index(session=session, shop=shop).rank(query)
+    fingerprint = (rows[0][-1] if rows else None,)
+    return match_index(session=session, shop=shop, fingerprint=fingerprint).rank(query)

@@ -165,3 +165,35 @@ def test_other_shops_never_match_through_the_cache(
         assert [
             m.how for m in match_customers(session=session, shop=other_shop, query="翠花姐姐")
         ] == ["contains"]
+
+
+def test_a_shop_without_customers_finds_its_first_one_at_once(
+    engine: Engine, clock: FixedClock
+) -> None:
+    # No customer, no match tag row yet: nothing found, and an (empty) index cached.
+    with write_session(engine) as session:
+        shop = Shop(
+            slug="empty",
+            name="新店",
+            industry="water",
+            timezone="Asia/Shanghai",
+            settings={},
+            created_at=clock.now(),
+        )
+        session.add(shop)
+    with Session(engine) as session:
+        for query in ("翠花姐", "翠花"):
+            assert match_customers(session=session, shop=shop, query=query) == []
+    writer = _other_engine(engine)
+    try:
+        with write_session(writer) as session:
+            create_customer(session=session, shop=session.merge(shop), name="翠花姐", clock=clock)
+    finally:
+        writer.dispose()
+    with Session(engine) as session:
+        assert [m.how for m in match_customers(session=session, shop=shop, query="翠花")] == [
+            "contains"
+        ]
+        assert [m.how for m in match_customers(session=session, shop=shop, query="翠花姐")] == [
+            "name"
+        ]
