@@ -334,7 +334,7 @@ _FINGERPRINT = sa_select(_TAGS.c.tag).where(_TAGS.c.shop_id == bindparam("shop")
 def _fingerprint(session: Session, shop_id: int) -> tuple[Any, ...]:
     """Changes whenever any of the shop's customers is added, deleted or has a name, alias,
     phone, address, status or shop change: triggers give the shop a new random tag then
-    (migration 0009). One primary-key read, however many customers the shop has."""
+    (migration 0008). One primary-key read, however many customers the shop has."""
     session.flush()  # customers added or renamed in this session count (as under autoflush)
     return (session.connection().execute(_FINGERPRINT, {"shop": shop_id}).scalar(),)
 

@@ -38,7 +38,7 @@ class Customer(SQLModel, table=True):
     # The customer's WeCom external-contact id, so a deleted contact becomes a signal.
     wecom_external_userid: str | None = Field(default=None, max_length=64)
     created_at: datetime
-    # Unused since migration 0009 (the shop's tag below replaced the per-row tags of 0005);
+    # Unused since migration 0008 (the shop's tag below replaced the per-row tags of 0005);
     # kept because dropping a column on SQLite recreates the table.
     match_tag: int = Field(
         default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
@@ -46,7 +46,7 @@ class Customer(SQLModel, table=True):
 
 
 class ShopMatchTag(SQLModel, table=True):
-    """A random tag the database rewrites (triggers, migration 0009) whenever any of the
+    """A random tag the database rewrites (triggers, migration 0008) whenever any of the
     shop's customers is added, deleted, or has its name, aliases, phone, address, status or
     shop changed: a cached match index checks it with one primary-key read. Every writer in
     every process (ORM, Core, raw SQL) invalidates every cache. Never set it from the
@@ -65,9 +65,6 @@ class CustomerSummary(SQLModel, table=True):
     __table_args__ = (
         # "Who is due today" = shop_id = ? AND check_on <= today: an index range scan.
         Index("ix_summary_shop_check", "shop_id", "check_on"),
-        # The month's figures: ordered before it, new in it, past "lost" in it.
-        Index("ix_summary_shop_first", "shop_id", "first_order_on"),
-        Index("ix_summary_shop_lost", "shop_id", "lost_on"),
     )
 
     customer_id: int = Field(foreign_key="customer.id", primary_key=True)

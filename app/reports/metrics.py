@@ -369,14 +369,27 @@ def _lost_between(marks: Sequence[Mark], first: date, last: date) -> list[Mark]:
     return [m for m in latest.values() if m.outcome == "lost"]
 
 
+def first_order_days(session: Session, shop_id: int) -> list[tuple[date, int]]:
+    """How many customers had their first order on each day, by day: a histogram of the
+    summaries (not 10,000 rows), what the churn trend and the month summary count from."""
+    rows = session.connection().execute(_FIRST_ORDERS, {"shop": shop_id})
+    return sorted((day, int(n)) for day, n in rows)
+
+
 def churn_trend(
-    session: Session, shop: Shop, marks: Sequence[Mark], months: Sequence[date], today: date
+    session: Session,
+    shop: Shop,
+    marks: Sequence[Mark],
+    months: Sequence[date],
+    today: date,
+    histogram: list[tuple[date, int]] | None = None,
 ) -> list[ChurnMonth]:
-    """Lost in each month / customers at its start, for consecutive `months` (first days)."""
+    """Lost in each month / customers at its start, for consecutive `months` (first days).
+    `histogram`: first_order_days, when the caller read it already."""
     assert shop.id is not None
     conn = session.connection()
-    # How many customers had their first order on each day: a histogram, not 10,000 rows.
-    histogram = sorted((day, int(n)) for day, n in conn.execute(_FIRST_ORDERS, {"shop": shop.id}))
+    if histogram is None:
+        histogram = first_order_days(session, shop.id)
     days = [d for d, _ in histogram]
     cumulative = [0]
     for _, n in histogram:
@@ -617,16 +630,22 @@ def _month_marks(
     session: Session, shop: Shop, month: _Window, *, trend_months: int
 ) -> tuple[MonthSummary, list[Mark], list[ChurnMonth]]:
     """The month's summary, the marks up to its end and the churn trend ending with it:
-    the outcome events are read once for all three."""
+    the outcome events and the first-order histogram are read once for all three."""
     assert shop.id is not None
     # Everything up to the month's end: for this month, all marks so far (none are later).
     rows = outcome_marks(session, shop.id, until=month.end)
+    histogram = first_order_days(session, shop.id)
     summary = month_summary(
-        session=session, shop=shop, first_day=month.first_day, today=month.today, outcomes=rows
+        session=session,
+        shop=shop,
+        first_day=month.first_day,
+        today=month.today,
+        outcomes=rows,
+        first_orders=histogram,
     )
     marks = _marks(rows, month.tz)
     months = [month_of(month.first_day, back) for back in range(trend_months - 1, -1, -1)]
-    return summary, marks, churn_trend(session, shop, marks, months, month.today)
+    return summary, marks, churn_trend(session, shop, marks, months, month.today, histogram)
 
 
 def build_report(

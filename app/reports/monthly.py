@@ -49,8 +49,7 @@ _MONTH_ORDERS = select(
     _O.order_date <= bindparam("last"),
 )
 # Who had ordered before the month, and who ordered first in it, from each customer's first
-# order day (kept in the summary with every order; the trend reads the same column): one
-# range scan of customer_summary(shop_id, first_order_on), the index alone.
+# order day (kept in the summary with every order; the churn trend reads the same column).
 _FIRST_ORDERS = select(
     func.count(case((_S.first_order_on < bindparam("first"), 1))),
     func.count(case((_S.first_order_on >= bindparam("first"), 1))),
@@ -145,10 +144,12 @@ def month_summary(
     first_day: date,
     today: date,
     outcomes: Sequence[Row[Any]] | None = None,
+    first_orders: Sequence[tuple[date, int]] | None = None,
 ) -> MonthSummary:
     """Figures for the month starting `first_day` (counted up to today when it is this month).
 
-    `outcomes`: the caller's outcome_marks up to the month's end, when it read them already.
+    `outcomes`: the caller's outcome_marks up to the month's end, when it read them already;
+    `first_orders`: the shop's customers per first order day, likewise (the churn trend's).
     """
     assert shop.id is not None
     tz = ZoneInfo(shop.timezone)
@@ -158,7 +159,11 @@ def month_summary(
     conn = session.connection()
     month = {"shop": shop.id, "first": first_day, "last": last_day, "unit": unit}
     orders, active, revenue, quantity = conn.execute(_MONTH_ORDERS, month).one()
-    ordered_before, new_customers = conn.execute(_FIRST_ORDERS, month).one()
+    if first_orders is None:
+        ordered_before, new_customers = conn.execute(_FIRST_ORDERS, month).one()
+    else:
+        ordered_before = sum(n for day, n in first_orders if day < first_day)
+        new_customers = sum(n for day, n in first_orders if first_day <= day <= last_day)
     # Outcome marks are few: read them once, up to the month's end, and split at its start.
     if outcomes is None:
         outcomes = outcome_marks(session, shop.id, until=end)

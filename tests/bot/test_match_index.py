@@ -2,7 +2,7 @@
 
 The index is cached per database and shop and checked against a fingerprint read in the
 caller's own transaction: the shop's match tag, kept current by database triggers
-(migration 0009). These tests
+(migration 0008). These tests
 write through one engine (as another process would) and match through another.
 """
 

@@ -11,7 +11,8 @@ from sqlmodel import select
 from app.clock import FixedClock
 from app.customers.models import Customer, CustomerSummary
 from app.db import read_session, write_session
-from app.reports.metrics import ShopReport, build_report, weekly_list
+from app.orders.models import Order
+from app.reports.metrics import ShopReport, build_report, first_order_days, weekly_list
 from app.reports.monthly import month_summary
 from app.shops.models import Shop
 from tests.factories import make_customer, make_shop
@@ -56,20 +57,38 @@ def test_trend_is_twelve_months_ending_with_the_report_month(scenario: Scenario)
 
 
 def test_trend_agrees_with_the_month_summary(scenario: Scenario) -> None:
-    """Two implementations of the same definition (summary columns vs order probes)."""
+    """The trend's histogram and the month summary's own counts, and both against the
+    orders themselves (who had ordered before the month, who first ordered in it)."""
     report = report_for(scenario)
     with read_session(scenario.engine) as session:
         shop = session.get(Shop, scenario.shop.id)
-        assert shop is not None
+        assert shop is not None and shop.id is not None
+        first_order: dict[int, date] = {}
+        for order in session.exec(select(Order).where(Order.shop_id == shop.id)):
+            day = first_order.get(order.customer_id)
+            first_order[order.customer_id] = min(day, order.order_date) if day else order.order_date
+        histogram = first_order_days(session, shop.id)
         for month in report.trend[-4:]:
-            summary = month_summary(
+            counted = month_summary(
                 session=session, shop=shop, first_day=month.first_day, today=report.today
             )
-            assert (summary.customers_at_start, summary.lost, summary.recovered) == (
+            from_histogram = month_summary(
+                session=session,
+                shop=shop,
+                first_day=month.first_day,
+                today=report.today,
+                first_orders=histogram,
+            )
+            assert counted == from_histogram, month.first_day
+            assert (counted.customers_at_start, counted.lost, counted.recovered) == (
                 month.customers_at_start,
                 month.lost,
                 month.recovered,
             ), month.first_day
+            new = [d for d in first_order.values() if counted.first_day <= d <= counted.last_day]
+            assert counted.new_customers == len(new), month.first_day
+            ordered = [c for c, d in first_order.items() if d < counted.first_day]
+            assert counted.customers_at_start <= len(ordered)
 
 
 def test_loss_reasons_by_month_and_quarter(scenario: Scenario) -> None:

@@ -10,8 +10,8 @@ a counter back to a value an index built inside the rolled-back transaction was 
 The per-row tags of 0005 are no longer maintained: their triggers are dropped (the column
 stays, unused: dropping a column on SQLite recreates the table and its triggers).
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-23
 """
 
@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009"
-down_revision: str | None = "0008"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
