@@ -18,6 +18,7 @@ from app.customers.service import create_customer
 from app.db import make_engine, write_session
 from app.shops.models import Shop
 from tests.bot.parse_corpus import CASES
+from tests.factories import make_shop
 
 
 def _queries(rows_names: list[str]) -> set[str]:
@@ -171,16 +172,7 @@ def test_a_shop_without_customers_finds_its_first_one_at_once(
     engine: Engine, clock: FixedClock
 ) -> None:
     # No customer, no match tag row yet: nothing found, and an (empty) index cached.
-    with write_session(engine) as session:
-        shop = Shop(
-            slug="empty",
-            name="新店",
-            industry="water",
-            timezone="Asia/Shanghai",
-            settings={},
-            created_at=clock.now(),
-        )
-        session.add(shop)
+    shop = make_shop(engine, clock, slug="empty", name="新店")
     with Session(engine) as session:
         for query in ("翠花姐", "翠花"):
             assert match_customers(session=session, shop=shop, query=query) == []
