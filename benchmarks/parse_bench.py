@@ -20,8 +20,10 @@ process is busy. Measured 2026-11-23 by alternating runs (6 rounds x 20 runs, me
 the per-run means) against the same harness on 351305b, the code before that day's
 second session: mean over all messages 2.10 against 3.05 ms; two orders in one message
 3.47 against 5.65 (max of the six runs 4.25); 本月统计 2.98 against 5.14; 王姐 用水票
-2桶 2.79 against 4.28; a single order 1.7-2.2 against 2.3-3.0. In a slower phase of the
-same day (base two orders 7.2 ms) the two-order message took 4.37 ms. What the handlers
+2桶 2.79 against 4.28; a single order 1.7-2.2 against 2.3-3.0. In slow phases (base two
+orders 6.5-7.2 ms) the two-order message took 3.7-4.4 ms in the median run, but up to
+5.7 in the worst of six; in the slowest phase seen (the harness line at 1.5-2.0 ms) plain
+runs put 13-18 of 20 messages under 5 ms, the two-order one at 6.7. What the handlers
 do for it: prebuilt Core statements on the hot paths, session objects made from Core rows
 (db.adopt / db.load) instead of ORM loads and flushes, an order INSERT whose RETURNING
 also gives the customer's record before it, the exact-name read carrying the shop's match
