@@ -29,7 +29,14 @@ from app.orders.models import Order
 from app.outreach.models import FollowUp
 from app.outreach.service import policy_for
 from app.outreach.tiers import loss_reason_code, within_48h
-from app.reports.monthly import MonthSummary, month_of, month_summary, outcome_marks, utc_start
+from app.reports.monthly import (
+    MonthSummary,
+    first_order_days,
+    month_of,
+    month_summary,
+    outcome_marks,
+    utc_start,
+)
 from app.shops.models import Shop
 
 TREND_MONTHS = 12
@@ -51,11 +58,6 @@ _C = _CUSTOMERS.c
 
 # Built once, with bind parameters: composing each query per report cost about as much as
 # running it on a small shop.
-_FIRST_ORDERS = (
-    core_select(_S.first_order_on, func.count())
-    .where(_S.shop_id == bindparam("shop"), _S.first_order_on.is_not(None))
-    .group_by(_S.first_order_on)
-)
 _MARKED = (
     core_select(_EVENTS.c.customer_id)
     .where(_EVENTS.c.shop_id == bindparam("shop"), _EVENTS.c.kind == "outcome")
@@ -367,13 +369,6 @@ def _lost_between(marks: Sequence[Mark], first: date, last: date) -> list[Mark]:
     """Customers whose latest mark in [first, last] is "lost" (each counted once)."""
     latest = _latest(m for m in marks if first <= m.day <= last)
     return [m for m in latest.values() if m.outcome == "lost"]
-
-
-def first_order_days(session: Session, shop_id: int) -> list[tuple[date, int]]:
-    """How many customers had their first order on each day, by day: a histogram of the
-    summaries (not 10,000 rows), what the churn trend and the month summary count from."""
-    rows = session.connection().execute(_FIRST_ORDERS, {"shop": shop_id})
-    return sorted((day, int(n)) for day, n in rows)
 
 
 def churn_trend(

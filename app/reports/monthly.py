@@ -26,13 +26,12 @@ from sqlmodel import Session
 
 from app.bot.ledger import live_rows
 from app.bot.when import month_end
-from app.customers.models import Customer, CustomerSummary
+from app.customers.models import CustomerSummary
 from app.events.models import Event
 from app.orders.models import Order
 from app.shops.models import Shop
 
 _O = Order.__table__.c  # type: ignore[attr-defined]
-_C = Customer.__table__.c  # type: ignore[attr-defined]
 _E = Event.__table__.c  # type: ignore[attr-defined]
 _S = CustomerSummary.__table__.c  # type: ignore[attr-defined]
 # Built once and run on the connection (composing them per call, and the ORM around them,
@@ -48,12 +47,14 @@ _MONTH_ORDERS = select(
     _O.order_date >= bindparam("first"),
     _O.order_date <= bindparam("last"),
 )
-# Who had ordered before the month, and who ordered first in it, from each customer's first
-# order day (kept in the summary with every order; the churn trend reads the same column).
-_FIRST_ORDERS = select(
-    func.count(case((_S.first_order_on < bindparam("first"), 1))),
-    func.count(case((_S.first_order_on >= bindparam("first"), 1))),
-).where(_S.shop_id == bindparam("shop"), _S.first_order_on <= bindparam("last"))
+# How many customers had their first order on each day (kept in the summary with every
+# order): who had ordered before a month and who is new in it, for the month summary and
+# the churn trend alike.
+_FIRST_ORDERS = (
+    select(_S.first_order_on, func.count())
+    .where(_S.shop_id == bindparam("shop"), _S.first_order_on.is_not(None))
+    .group_by(_S.first_order_on)
+)
 # Of these customers (marked lost before the month), those who had ordered before it.
 _ORDERED_BEFORE = select(func.count()).where(
     _S.customer_id.in_(bindparam("ids", expanding=True)),
@@ -130,6 +131,13 @@ def outcome_marks(session: Session, shop_id: int, *, until: datetime) -> Sequenc
     return live_rows(session, shop_id, _OUTCOMES, {"shop": shop_id, "until": until})
 
 
+def first_order_days(session: Session, shop_id: int) -> list[tuple[date, int]]:
+    """How many customers had their first order on each day, by day: a histogram of the
+    summaries (not 10,000 rows), what the churn trend and the month summary count from."""
+    rows = session.connection().execute(_FIRST_ORDERS, {"shop": shop_id})
+    return sorted((day, int(n)) for day, n in rows)
+
+
 def _latest_outcomes(rows: Sequence[Row[Any]]) -> dict[int, dict[str, Any]]:
     latest: dict[int, dict[str, Any]] = {}
     for row in rows:  # oldest first, so the last one seen wins
@@ -149,7 +157,7 @@ def month_summary(
     """Figures for the month starting `first_day` (counted up to today when it is this month).
 
     `outcomes`: the caller's outcome_marks up to the month's end, when it read them already;
-    `first_orders`: the shop's customers per first order day, likewise (the churn trend's).
+    `first_orders`: first_order_days, likewise (the churn trend reads it too).
     """
     assert shop.id is not None
     tz = ZoneInfo(shop.timezone)
@@ -160,10 +168,9 @@ def month_summary(
     month = {"shop": shop.id, "first": first_day, "last": last_day, "unit": unit}
     orders, active, revenue, quantity = conn.execute(_MONTH_ORDERS, month).one()
     if first_orders is None:
-        ordered_before, new_customers = conn.execute(_FIRST_ORDERS, month).one()
-    else:
-        ordered_before = sum(n for day, n in first_orders if day < first_day)
-        new_customers = sum(n for day, n in first_orders if first_day <= day <= last_day)
+        first_orders = first_order_days(session, shop.id)
+    ordered_before = sum(n for day, n in first_orders if day < first_day)
+    new_customers = sum(n for day, n in first_orders if first_day <= day <= last_day)
     # Outcome marks are few: read them once, up to the month's end, and split at its start.
     if outcomes is None:
         outcomes = outcome_marks(session, shop.id, until=end)

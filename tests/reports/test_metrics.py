@@ -12,8 +12,8 @@ from app.clock import FixedClock
 from app.customers.models import Customer, CustomerSummary
 from app.db import read_session, write_session
 from app.orders.models import Order
-from app.reports.metrics import ShopReport, build_report, first_order_days, weekly_list
-from app.reports.monthly import month_summary
+from app.reports.metrics import ShopReport, build_report, weekly_list
+from app.reports.monthly import first_order_days, month_summary
 from app.shops.models import Shop
 from tests.factories import make_customer, make_shop
 from tests.reports.conftest import Scenario
@@ -57,8 +57,8 @@ def test_trend_is_twelve_months_ending_with_the_report_month(scenario: Scenario)
 
 
 def test_trend_agrees_with_the_month_summary(scenario: Scenario) -> None:
-    """The trend's histogram and the month summary's own counts, and both against the
-    orders themselves (who had ordered before the month, who first ordered in it)."""
+    """The month summary, reading the first-order histogram or given the trend's, against
+    the trend and against the orders themselves (ordered before the month, new in it)."""
     report = report_for(scenario)
     with read_session(scenario.engine) as session:
         shop = session.get(Shop, scenario.shop.id)
