@@ -9,7 +9,7 @@ from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from app.clock import Clock
-from app.db import adopt
+from app.db import insert
 from app.events.models import Event
 
 # Event kinds the risk engine reads (app/risk/events.py); others never change an assessment.
@@ -35,7 +35,8 @@ def undone_event_ids(session: Session, shop_id: int) -> set[int]:
 
 
 _EVENTS = Event.__table__  # type: ignore[attr-defined]
-_INSERT = _EVENTS.insert()
+# Built once (db.insert): every event a message writes goes through it.
+_INSERT = _EVENTS.insert().returning(_EVENTS.c.id)
 # An undo is appended after the events it cancels, so its id is larger than theirs: only
 # undo events newer than the oldest of the events in question can cancel any of them.
 _UNDO_PAYLOADS_AFTER = select(_EVENTS.c.data).where(
@@ -81,12 +82,7 @@ def log_event(
         "staff_id": staff_id,
         "inbox_id": inbox_id,
     }
-    session.flush()  # rows the event refers to (a customer just created) go first
-    key = session.connection().execute(_INSERT, values).inserted_primary_key
-    assert key is not None
-    # A row of the session, as if loaded: the ORM's flush of one new Event cost four times
-    # this INSERT, on the path of every event a message writes.
-    event = adopt(session, Event, {"id": key[0], **values})
+    event, _ = insert(session, Event, _INSERT, values)
     # A complaint, a cold reply, a returned bucket (or undoing one) changes the customer's
     # risk now, in the same transaction, not at the next nightly rescore.
     affected: set[int] = set()
