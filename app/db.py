@@ -9,12 +9,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Row, Select, bindparam, event, inspect, select
+from sqlalchemy import Connection, Engine, Select, bindparam, event, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, SQLModel, create_engine
 
+from app import lean
 from app.config import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
@@ -114,13 +115,13 @@ def adopt(session: Session, model: type[Model], row: Mapping[Any, Any]) -> Model
 
 def insert(
     session: Session, model: type[Model], statement: Any, values: dict[str, Any], **params: Any
-) -> tuple[Model, Row[*tuple[Any, ...]]]:
+) -> tuple[Model, Any]:
     """INSERT one row of `model` in the session's transaction, with a prebuilt Core
     `statement` RETURNING the new key first (then anything else it reads, from `params`);
     return the row as the session's object (adopt) and the returned row. The ORM's flush of
     one new object cost several times the INSERT, on paths every message takes."""
     session.flush()  # rows the new one refers to (a customer just created) go first
-    row = session.connection().execute(statement, {**values, **params}).one()
+    row = lean.run(session.connection(), statement, {**values, **params}).one()
     (key,) = inspect(model).primary_key
     return adopt(session, model, {key.key: row[0], **values}), row
 
@@ -139,7 +140,7 @@ def load(session: Session, model: type[Model], pk: Any) -> Model | None:
     mapper = inspect(model)
     if session.identity_map.get(mapper.identity_key_from_primary_key([pk])) is not None:
         return session.get(model, pk)
-    row = session.connection().execute(_by_key(model), {"pk": pk}).mappings().first()
+    row = lean.run(session.connection(), _by_key(model), {"pk": pk}).mappings().first()
     return None if row is None else adopt(session, model, row)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Row, Select, bindparam
 from sqlmodel import Session, col, select
 
+from app import lean
 from app.bot.context import BotContext
 from app.channels.models import InboxMessage
 from app.customers.models import Customer
@@ -95,7 +96,7 @@ def live_rows(
     """The rows of a prebuilt Core `statement` over events (its first column the event id)
     whose events were not undone, in the statement's order: live_events without the ORM."""
     session.flush()  # events added through the session count (a plain read does not autoflush)
-    rows = session.connection().execute(statement, params).all()
+    rows: list[Any] = lean.run(session.connection(), statement, params).all()
     if not rows:
         return rows
     undone = undone_among(session, shop_id, [row[0] for row in rows])

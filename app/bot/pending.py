@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, select
 
+from app import lean
 from app.bot.context import BotContext
 from app.channels.models import PendingQuestion
 
@@ -79,8 +80,8 @@ def waiting(ctx: BotContext) -> bool:
     the shop, else a plain probe (no ORM)."""
     if ctx.question_waiting is not None:
         return ctx.question_waiting
-    found = ctx.session.connection().execute(
-        _WAITING, {"shop": ctx.shop_id, "sender": ctx.sender_key}
+    found = lean.run(
+        ctx.session.connection(), _WAITING, {"shop": ctx.shop_id, "sender": ctx.sender_key}
     )
     ctx.question_waiting = found.first() is not None
     return ctx.question_waiting
@@ -94,7 +95,7 @@ def clear(ctx: BotContext) -> None:
         session.flush()
     elif ctx.question_waiting is False:
         return  # none stored: most messages skip the DELETE
-    session.connection().execute(_DELETE, {"shop": ctx.shop_id, "sender": ctx.sender_key})
+    lean.run(session.connection(), _DELETE, {"shop": ctx.shop_id, "sender": ctx.sender_key})
     ctx.question_waiting = False
     # A copy loaded in this session is gone from the database too.
     key = session.identity_key(PendingQuestion, (ctx.shop_id, ctx.sender_key))

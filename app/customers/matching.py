@@ -25,6 +25,7 @@ from sqlalchemy import and_, bindparam
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
+from app import lean
 from app.customers.models import Customer, ShopMatchTag
 from app.db import adopt
 from app.shops.models import Shop
@@ -336,7 +337,7 @@ def _fingerprint(session: Session, shop_id: int) -> tuple[Any, ...]:
     phone, address, status or shop change: triggers give the shop a new random tag then
     (migration 0008). One primary-key read, however many customers the shop has."""
     session.flush()  # customers added or renamed in this session count (as under autoflush)
-    return (session.connection().execute(_FINGERPRINT, {"shop": shop_id}).scalar(),)
+    return (lean.run(session.connection(), _FINGERPRINT, {"shop": shop_id}).scalar(),)
 
 
 def match_index(
@@ -394,7 +395,7 @@ def match_customers(*, session: Session, shop: Shop, query: str) -> list[Match]:
     if not query:
         return []
     session.flush()  # as the ORM's autoflush: customers added or renamed in this session
-    rows = session.connection().execute(_EXACT, {"shop": shop.id, "name": query}).all()
+    rows = lean.run(session.connection(), _EXACT, {"shop": shop.id, "name": query}).all()
     exact = [
         adopt(session, Customer, dict(zip(_COLUMNS, row, strict=False)))
         for row in rows

@@ -10,6 +10,7 @@ from sqlalchemy import bindparam
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from app import lean
 from app.clock import Clock
 from app.customers.models import Customer, CustomerSummary
 from app.events.service import log_event
@@ -175,7 +176,7 @@ _DUE_ROWS = (
 def due_list(*, session: Session, shop: Shop, today: date) -> list[DueLine]:
     """due_customers for the chat list: the same customers in the same order, as plain lines
     (tests/core/test_summary.py holds the two to each other)."""
-    rows = session.connection().execute(_DUE_ROWS, {"shop": shop.id, "today": today})
+    rows = lean.run(session.connection(), _DUE_ROWS, {"shop": shop.id, "today": today})
     due: list[DueLine] = []
     for cid, name, paused, stored, check_on, red_on, lost_on, last, interval, var, found in rows:
         if paused is not None and paused >= today:

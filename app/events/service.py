@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
+from app import lean
 from app.clock import Clock
 from app.db import insert
 from app.events.models import Event
@@ -50,8 +51,8 @@ def undone_among(session: Session, shop_id: int, event_ids: Collection[int]) -> 
     """Which of `event_ids` some later "undo" cancelled (reads only the undo events after them)."""
     if not event_ids:
         return set()
-    rows = session.connection().execute(
-        _UNDO_PAYLOADS_AFTER, {"shop": shop_id, "after": min(event_ids)}
+    rows = lean.run(
+        session.connection(), _UNDO_PAYLOADS_AFTER, {"shop": shop_id, "after": min(event_ids)}
     )
     wanted = set(event_ids)
     return {

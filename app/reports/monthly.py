@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Row, bindparam, case, distinct, func, select
 from sqlmodel import Session
 
+from app import lean
 from app.bot.ledger import live_rows
 from app.bot.when import month_end
 from app.customers.models import CustomerSummary
@@ -134,7 +135,7 @@ def outcome_marks(session: Session, shop_id: int, *, until: datetime) -> Sequenc
 def first_order_days(session: Session, shop_id: int) -> list[tuple[date, int]]:
     """How many customers had their first order on each day, by day: a histogram of the
     summaries (not 10,000 rows), what the churn trend and the month summary count from."""
-    rows = session.connection().execute(_FIRST_ORDERS, {"shop": shop_id})
+    rows = lean.run(session.connection(), _FIRST_ORDERS, {"shop": shop_id})
     return sorted((day, int(n)) for day, n in rows)
 
 
@@ -166,7 +167,7 @@ def month_summary(
     unit = str(shop.settings.get("unit", "桶"))
     conn = session.connection()
     month = {"shop": shop.id, "first": first_day, "last": last_day, "unit": unit}
-    orders, active, revenue, quantity = conn.execute(_MONTH_ORDERS, month).one()
+    orders, active, revenue, quantity = lean.run(conn, _MONTH_ORDERS, month).one()
     if first_orders is None:
         first_orders = first_order_days(session, shop.id)
     ordered_before = sum(n for day, n in first_orders if day < first_day)
@@ -179,7 +180,7 @@ def month_summary(
     lost_before = [c for c, d in outcomes_before.items() if d.get("outcome") == "lost"]
     if lost_before:
         lost_params = {"ids": lost_before, "first": first_day}
-        ordered_before -= conn.execute(_ORDERED_BEFORE, lost_params).scalar_one()
+        ordered_before -= lean.run(conn, _ORDERED_BEFORE, lost_params).scalar_one()
     in_month = _latest_outcomes([r for r in outcomes if _aware(r.occurred_at) >= start])
     lost = {c: d for c, d in in_month.items() if d.get("outcome") == "lost"}
     recovered = sum(1 for d in in_month.values() if d.get("outcome") == "recovered")

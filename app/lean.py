@@ -1,0 +1,230 @@
+"""Prebuilt Core statements run straight on the DBAPI cursor, for the paths every message takes.
+
+`Connection.execute` of an already-compiled statement costs 40-130 µs here on top of the
+database's own work (a cache lookup, an execution context, the result's metadata, the event
+dispatch), against 3-5 µs for the statement in the driver: a chat message runs 6-10
+statements, so that overhead was a quarter to a third of the time a message took
+(benchmarks/parse_bench.py). `run` does what SQLAlchemy does for such a statement, once per
+statement and dialect (compile, bind processors, result processors), and each time only
+binds the values, executes on the connection's own cursor (so in its transaction) and
+converts the columns:
+
+- the same SQL text and values SQLAlchemy sends, on SQLite and PostgreSQL alike;
+- `before_cursor_execute` / `after_cursor_execute` listeners still see every statement
+  (the inbox's read-only guard, tests counting statements);
+- a driver error comes out as SQLAlchemy's exception, through the connection's own handler
+  (so a lost PostgreSQL connection is invalidated as usual).
+
+Anything this plan does not cover runs through `conn.execute` unchanged: statements with
+expanding IN lists, Python-side column defaults, schema translation, executemany on a
+driver that cannot count its rows. Only for module-level (prebuilt) statements: plans are
+cached per statement object.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, exc
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import UpdateBase
+
+_MAX_PLANS = 1024
+
+
+@dataclass(slots=True)
+class _Plan:
+    compiled: SQLCompiler
+    sql: str
+    # The bind names in the order the driver takes them (qmark), or None (named style).
+    order: tuple[str, ...] | None
+    binds: Mapping[str, Callable[[Any], Any]]
+    keys: tuple[str, ...]
+    row: type[tuple[Any, ...]] | None
+    # Per result column, its converter (None: as the driver gives it); set at the first run,
+    # from the cursor's description, as SQLAlchemy does.
+    results: list[Callable[[Any], Any] | None] | None = field(default=None)
+
+
+_PLANS: dict[tuple[Any, ...], _Plan | None] = {}
+
+
+class Rows:
+    """What `run` returns: the rows read (tuples whose fields are named after the columns),
+    or for a statement that reads none, `rowcount`, the rows it changed. The subset of
+    SQLAlchemy's Result the hot paths use."""
+
+    __slots__ = ("_keys", "_rows", "rowcount")
+
+    def __init__(self, rows: list[Any], keys: tuple[str, ...], rowcount: int) -> None:
+        self._rows = rows
+        self._keys = keys
+        self.rowcount = rowcount
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+    def all(self) -> list[Any]:
+        return self._rows
+
+    def first(self) -> Any | None:
+        return self._rows[0] if self._rows else None
+
+    def one(self) -> Any:
+        if not self._rows:
+            raise exc.NoResultFound("No row was found when one was required")
+        if len(self._rows) > 1:
+            raise exc.MultipleResultsFound("Multiple rows were found when exactly one was required")
+        return self._rows[0]
+
+    def scalar(self) -> Any:
+        return self._rows[0][0] if self._rows else None
+
+    def scalar_one(self) -> Any:
+        return self.one()[0]
+
+    def scalars(self) -> list[Any]:
+        return [row[0] for row in self._rows]
+
+    def mappings(self) -> Rows:
+        """The same rows as dicts keyed by column name."""
+        keys = self._keys
+        return Rows([dict(zip(keys, row, strict=True)) for row in self._rows], keys, self.rowcount)
+
+
+def _plan(conn: Connection, statement: ClauseElement, keys: tuple[str, ...] | None) -> _Plan | None:
+    compiled = statement.compile(dialect=conn.dialect, column_keys=list(keys) if keys else None)
+    assert isinstance(compiled, SQLCompiler)
+    if (
+        compiled.literal_execute_params
+        or compiled.post_compile_params
+        or compiled.insert_prefetch
+        or compiled.update_prefetch
+        or compiled.schema_translate_map
+        or compiled.escaped_bind_names
+    ):
+        return None
+    binds: dict[str, Callable[[Any], Any]] = {}
+    for name, processor in compiled._bind_processors.items():
+        if not callable(processor):
+            return None  # a tuple-valued bind: processors per element
+        binds[name] = processor
+    columns = tuple(c[0] for c in compiled._result_columns)
+    return _Plan(
+        compiled=compiled,
+        sql=compiled.string,
+        order=tuple(compiled.positiontup or ()) if compiled.positional else None,
+        binds=binds,
+        keys=columns,
+        row=namedtuple("Row", columns, rename=True) if columns else None,
+    )
+
+
+def _plan_for(
+    conn: Connection, statement: ClauseElement, params: Mapping[str, Any]
+) -> _Plan | None:
+    # DML compiles per set of columns given (which columns an INSERT names, for one).
+    keys = tuple(params) if isinstance(statement, UpdateBase) else None
+    key = (statement, conn.dialect.name, keys)
+    try:
+        return _PLANS[key]
+    except KeyError:
+        pass
+    if len(_PLANS) >= _MAX_PLANS:
+        _PLANS.clear()
+    plan = _PLANS[key] = _plan(conn, statement, keys)
+    return plan
+
+
+def _values(plan: _Plan, params: Mapping[str, Any]) -> Any:
+    values = plan.compiled.construct_params(params, escape_names=False)
+    binds = plan.binds
+    if plan.order is not None:
+        return tuple(
+            binds[name](values[name]) if name in binds else values[name] for name in plan.order
+        )
+    return {name: binds[name](v) if name in binds else v for name, v in values.items()}
+
+
+def _converters(
+    conn: Connection, plan: _Plan, description: Any
+) -> list[Callable[[Any], Any] | None]:
+    dialect = conn.dialect
+    types = [c[3] for c in plan.compiled._result_columns]
+    return [
+        type_._cached_result_processor(dialect, column[1])
+        for type_, column in zip(types, description, strict=True)
+    ]
+
+
+def _rows(conn: Connection, plan: _Plan, cursor: Any) -> Rows:
+    if plan.row is None:
+        return Rows([], (), cursor.rowcount)
+    fetched = cursor.fetchall()
+    converters = plan.results
+    if converters is None:
+        converters = plan.results = _converters(conn, plan, cursor.description)
+    make = plan.row._make  # type: ignore[attr-defined]
+    if not any(converters):
+        return Rows([make(raw) for raw in fetched], plan.keys, cursor.rowcount)
+    pairs = [(i, convert) for i, convert in enumerate(converters) if convert is not None]
+    out = []
+    for raw in fetched:
+        values = list(raw)
+        for i, convert in pairs:
+            if values[i] is not None:
+                values[i] = convert(values[i])
+        out.append(make(values))
+    return Rows(out, plan.keys, cursor.rowcount)
+
+
+def run(
+    conn: Connection,
+    statement: ClauseElement,
+    params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+) -> Any:
+    """Execute prebuilt `statement` with `params` (one mapping, or a list of them for an
+    executemany of a statement that reads nothing) on `conn`, in its transaction. Returns
+    `Rows`, or for a statement outside the lean plan SQLAlchemy's own Result, which offers
+    the same methods."""
+    batch: Sequence[Mapping[str, Any]] | None = None
+    first: Mapping[str, Any] = {}
+    if isinstance(params, Mapping):
+        first = params
+    elif params is not None:
+        batch = params
+        first = batch[0] if batch else {}
+    plan = _plan_for(conn, statement, first)
+    if plan is None or (
+        batch is not None
+        and (plan.row is not None or not conn.dialect.supports_sane_multi_rowcount)
+    ):
+        return conn.execute(statement, params)  # type: ignore[call-overload]
+    if not conn.in_transaction():
+        conn.begin()  # as SQLAlchemy's autobegin would
+    try:
+        args = [_values(plan, p) for p in batch] if batch is not None else _values(plan, first)
+    except Exception as error:  # a value its column's type refuses, as SQLAlchemy reports it
+        raise exc.StatementError(str(error), plan.sql, params, error) from error
+    many = batch is not None
+    sql = plan.sql
+    dispatch = conn.dispatch
+    cursor = conn.connection.cursor()
+    try:
+        for before in dispatch.before_cursor_execute:
+            sql, args = before(conn, cursor, sql, args, None, many)
+        if many:
+            cursor.executemany(sql, args)
+        else:
+            cursor.execute(sql, args)
+        for after in dispatch.after_cursor_execute:
+            after(conn, cursor, sql, args, None, many)
+        return _rows(conn, plan, cursor)
+    except conn.dialect.loaded_dbapi.Error as error:
+        conn._handle_dbapi_exception(error, sql, args, cursor, None)
+    finally:
+        cursor.close()
