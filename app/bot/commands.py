@@ -358,13 +358,14 @@ def deposit_return(ctx: BotContext, intent: Intent) -> list[str]:
 def _card(ctx: BotContext, customer: Customer) -> list[str]:
     assert customer.id is not None
     card = customer_card(session=ctx.session, customer=customer, today=ctx.today)
+    held = ledger.holdings(ctx.session, ctx.shop_id, customer.id)
     return [
         ctx.render(
             "card",
             card=card,
-            tickets=ledger.balance(ctx.session, ctx.shop_id, customer.id, "tickets"),
-            buckets=ledger.balance(ctx.session, ctx.shop_id, customer.id, "deposit"),
-            complaints=len(ledger.open_complaints(ctx.session, ctx.shop_id, customer.id)),
+            tickets=held.tickets,
+            buckets=held.buckets,
+            complaints=held.open_complaints,
             paused=customer.paused_until
             if customer.paused_until and customer.paused_until >= ctx.today
             else None,

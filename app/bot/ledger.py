@@ -9,12 +9,11 @@ the undo event), then the customer's summary is recomputed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam
+from sqlalchemy import Select, bindparam, literal
 from sqlmodel import Session, col, select
 
 from app import lean
@@ -92,7 +91,7 @@ def live_events(
 
 def live_rows(
     session: Session, shop_id: int, statement: Select[Any], params: dict[str, Any]
-) -> Sequence[Row[Any]]:
+) -> list[Any]:
     """The rows of a prebuilt Core `statement` over events (its first column the event id)
     whose events were not undone, in the statement's order: live_events without the ORM."""
     session.flush()  # events added through the session count (a plain read does not autoflush)
@@ -104,6 +103,7 @@ def live_rows(
 
 
 _EVENTS = Event.__table__  # type: ignore[attr-defined]
+_COMPLAINT_KINDS = ("complaint", "complaint_resolved")
 # Built once: a balance is read after every ticket or deposit change and on every card.
 _CHANGES = select(_EVENTS.c.id, _EVENTS.c.data).where(
     _EVENTS.c.customer_id == bindparam("cid"),
@@ -120,11 +120,46 @@ def balance(session: Session, shop_id: int, customer_id: int, kind: str) -> int:
     return sum(int(row.data.get("change", 0)) for row in rows)
 
 
+# Built once: everything a card counts from the customer's events, in one read.
+_HELD = (
+    select(_EVENTS.c.id, _EVENTS.c.kind, _EVENTS.c.data)
+    .where(
+        _EVENTS.c.customer_id == bindparam("cid"),
+        _EVENTS.c.shop_id == bindparam("shop"),
+        _EVENTS.c.kind.in_([literal(k) for k in ("tickets", "deposit", *_COMPLAINT_KINDS)]),
+    )
+    .order_by(_EVENTS.c.id)
+)
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """What a customer holds and has open with the shop: what the card shows."""
+
+    tickets: int
+    buckets: int
+    open_complaints: int
+
+
+def holdings(session: Session, shop_id: int, customer_id: int) -> Holdings:
+    """balance() of tickets and of deposits and len(open_complaints()), from one read."""
+    rows = live_rows(session, shop_id, _HELD, {"cid": customer_id, "shop": shop_id})
+    held = {"tickets": 0, "deposit": 0}
+    complaints: set[int] = set()
+    resolved: set[int] = set()
+    for event_id, kind, data in rows:
+        if kind in held:
+            held[kind] += int(data.get("change", 0))
+        elif kind == "complaint":
+            complaints.add(event_id)
+        else:
+            resolved.update(int(i) for i in data["complaint_ids"])
+    return Holdings(held["tickets"], held["deposit"], len(complaints - resolved))
+
+
 def open_complaints(session: Session, shop_id: int, customer_id: int) -> list[Event]:
     """Complaints not yet marked resolved."""
-    events = live_events(
-        session, shop_id, kinds=("complaint", "complaint_resolved"), customer_id=customer_id
-    )
+    events = live_events(session, shop_id, kinds=_COMPLAINT_KINDS, customer_id=customer_id)
     resolved = {
         int(i) for e in events if e.kind == "complaint_resolved" for i in e.data["complaint_ids"]
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam
 from sqlalchemy import select as sa_select
@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from app import lean
 from app.clock import Clock
 from app.customers.models import Customer, CustomerSummary
+from app.db import load
 from app.events.service import log_event
 from app.orders.models import Order
 from app.risk.assess import STAGE_LABELS, Stage, stage_on
@@ -239,6 +240,25 @@ def due_customers(*, session: Session, shop: Shop, today: date) -> list[DueCusto
     return due
 
 
+class RecentOrder(NamedTuple):
+    """One line of a card's recent orders."""
+
+    order_date: date
+    quantity: int
+    unit: str
+    amount_cents: int | None
+
+
+_O = Order.__table__.c  # type: ignore[attr-defined]
+# Built once: a card reads its customer's last five orders.
+_RECENT = (
+    sa_select(_O.order_date, _O.quantity, _O.unit, _O.amount_cents)
+    .where(_O.customer_id == bindparam("cid"))
+    .order_by(_O.order_date.desc(), _O.id.desc())
+    .limit(5)
+)
+
+
 @dataclass(frozen=True)
 class CustomerCard:
     """Everything the owner's card for one customer shows."""
@@ -247,7 +267,7 @@ class CustomerCard:
     summary: CustomerSummary
     stage: Stage
     days_since_last: int | None
-    recent_orders: list[Order]
+    recent_orders: list[RecentOrder]
 
     @property
     def stage_label(self) -> str:
@@ -260,17 +280,12 @@ class CustomerCard:
 
 def customer_card(*, session: Session, customer: Customer, today: date) -> CustomerCard:
     """The customer's card: recent orders, usual interval, stage as of `today`."""
-    summary = session.get(CustomerSummary, customer.id)
+    summary = load(session, CustomerSummary, customer.id)
     if summary is None:
         raise CustomerError(f"客户 {customer.name} 缺少汇总记录")
-    recent = list(
-        session.exec(
-            select(Order)
-            .where(Order.customer_id == customer.id)
-            .order_by(col(Order.order_date).desc(), col(Order.id).desc())
-            .limit(5)
-        )
-    )
+    session.flush()  # orders added in this session count (a Core read does not autoflush)
+    rows = lean.run(session.connection(), _RECENT, {"cid": customer.id})
+    recent = [RecentOrder(*row) for row in rows]
     return CustomerCard(
         customer=customer,
         summary=summary,
