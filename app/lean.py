@@ -32,6 +32,7 @@ from sqlalchemy import Connection, exc
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.elements import BindParameter
 
 _MAX_PLANS = 1024
 
@@ -40,9 +41,11 @@ _MAX_PLANS = 1024
 class _Plan:
     compiled: SQLCompiler
     sql: str
-    # The bind names in the order the driver takes them (qmark), or None (named style).
-    order: tuple[str, ...] | None
-    binds: Mapping[str, Callable[[Any], Any]]
+    # Per value the driver takes, in its order (qmark) or once per name (named style): the
+    # name, the key a caller passes it under, the bind parameter (for its default value)
+    # and the type's converter.
+    slots: tuple[tuple[str, str, BindParameter[Any], Callable[[Any], Any] | None], ...]
+    positional: bool
     keys: tuple[str, ...]
     row: type[tuple[Any, ...]] | None
     # Per result column, its converter (None: as the driver gives it); set at the first run,
@@ -108,17 +111,22 @@ def _plan(conn: Connection, statement: ClauseElement, keys: tuple[str, ...] | No
         or compiled.escaped_bind_names
     ):
         return None
-    binds: dict[str, Callable[[Any], Any]] = {}
-    for name, processor in compiled._bind_processors.items():
-        if not callable(processor):
-            return None  # a tuple-valued bind: processors per element
-        binds[name] = processor
+    if compiled._collected_params:  # values given with .params(): SQLAlchemy's path
+        return None
+    processors = compiled._bind_processors
+    if not all(callable(p) for p in processors.values()):
+        return None  # a tuple-valued bind: processors per element
+    by_name = {name: bind for bind, name in compiled.bind_names.items()}
+    names = (compiled.positiontup or ()) if compiled.positional else tuple(by_name)
     columns = tuple(c[0] for c in compiled._result_columns)
     return _Plan(
         compiled=compiled,
         sql=compiled.string,
-        order=tuple(compiled.positiontup or ()) if compiled.positional else None,
-        binds=binds,
+        slots=tuple(
+            (name, by_name[name].key, by_name[name], processors.get(name))  # type: ignore[misc]
+            for name in names
+        ),
+        positional=compiled.positional,
         keys=columns,
         row=namedtuple("Row", columns, rename=True) if columns else None,
     )
@@ -141,13 +149,22 @@ def _plan_for(
 
 
 def _values(plan: _Plan, params: Mapping[str, Any]) -> Any:
-    values = plan.compiled.construct_params(params, escape_names=False)
-    binds = plan.binds
-    if plan.order is not None:
-        return tuple(
-            binds[name](values[name]) if name in binds else values[name] for name in plan.order
-        )
-    return {name: binds[name](v) if name in binds else v for name, v in values.items()}
+    """The values for the driver, as SQLCompiler.construct_params and the execution context
+    make them: the caller's value by key (or name), else the bind's own; then converted."""
+    values = []
+    for name, key, bind, convert in plan.slots:
+        if key in params:
+            value = params[key]
+        elif name in params:
+            value = params[name]
+        elif bind.required:
+            raise exc.InvalidRequestError(f"A value is required for bind parameter {key!r}")
+        else:
+            value = bind.effective_value if bind.callable else bind.value
+        values.append(value if convert is None else convert(value))
+    if plan.positional:
+        return tuple(values)
+    return {slot[0]: value for slot, value in zip(plan.slots, values, strict=True)}
 
 
 def _converters(
@@ -208,7 +225,7 @@ def run(
         conn.begin()  # as SQLAlchemy's autobegin would
     try:
         args = [_values(plan, p) for p in batch] if batch is not None else _values(plan, first)
-    except Exception as error:  # a value its column's type refuses, as SQLAlchemy reports it
+    except Exception as error:  # a value missing or refused by its type: as SQLAlchemy says it
         raise exc.StatementError(str(error), plan.sql, params, error) from error
     many = batch is not None
     sql = plan.sql

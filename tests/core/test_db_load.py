@@ -83,3 +83,21 @@ def test_a_recorded_order_is_a_row_of_the_session(engine: Engine, clock: FixedCl
         session.add(order)
     with read_session(engine) as session:
         assert [(o.id, o.quantity) for o in session.exec(select(Order))] == [(order.id, 3)]
+
+
+def test_a_column_the_row_lacks_is_read_when_asked_for(engine: Engine, clock: FixedClock) -> None:
+    shop = make_shop(engine, clock)
+    wang = make_customer(engine, clock, shop, "王姐", address="幸福小区3栋")
+    with Session(engine) as session:
+        row = {c.key: getattr(wang, c.key) for c in Customer.__table__.columns}  # type: ignore[attr-defined]
+        del row["address"]
+        adopted = adopt(session, Customer, row)
+        assert inspect(adopted).persistent and adopted in session
+        assert "address" in inspect(adopted).expired_attributes
+        assert adopted.address == "幸福小区3栋"  # loaded from the database on first use
+        assert not session.dirty  # adopting is not a change
+        adopted.address = "幸福小区4栋"  # a change is an UPDATE, as for any loaded object
+        session.commit()
+    with read_session(engine) as session:
+        again = session.get(Customer, wang.id)
+        assert again is not None and again.address == "幸福小区4栋"

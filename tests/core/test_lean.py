@@ -220,3 +220,11 @@ def test_a_value_its_column_refuses_raises_as_in_sqlalchemy(
         conn.execute(statement, naive)
     with engine.connect() as conn, pytest.raises(exc.StatementError, match="timezone"):
         lean.run(conn, statement, naive)
+
+
+def test_a_missing_value_raises_as_in_sqlalchemy(engine: Engine, demo_shop: Shop) -> None:
+    with engine.connect() as conn:
+        with pytest.raises(exc.StatementError, match="required for bind parameter 'shop'"):
+            conn.execute(matching._FINGERPRINT, {"other": 1})
+        with pytest.raises(exc.StatementError, match="required for bind parameter 'shop'"):
+            lean.run(conn, matching._FINGERPRINT, {"other": 1})
