@@ -41,7 +41,7 @@ from app.customers.service import (
     due_list,
     mask_phone,
 )
-from app.db import load
+from app.db import load, update
 from app.orders.models import Order
 from app.orders.service import OrderError, record
 
@@ -491,8 +491,7 @@ def _act(ctx: BotContext, customer: Customer, match: Match | None, intent: Inten
                 "before": {"status": customer.status},
             },
         )
-        customer.status = "active"
-        ctx.session.add(customer)
+        update(ctx.session, customer, status="active")
         return [ctx.render("recovered_recorded", who=who, customer=customer)]
     if kind == "lost":
         if not fields.get("reason"):
@@ -516,8 +515,7 @@ def _act(ctx: BotContext, customer: Customer, match: Match | None, intent: Inten
                 "before": {"paused_until": before},
             },
         )
-        customer.paused_until = until
-        ctx.session.add(customer)
+        update(ctx.session, customer, paused_until=until)
         return [
             ctx.render("pause_recorded", who=who, until=until, days=(until - ctx.today).days + 1)
         ]
@@ -584,8 +582,7 @@ def _mark_lost(ctx: BotContext, customer: Customer, who: str, reason: str, text:
             "before": {"status": customer.status},
         },
     )
-    customer.status = "lost"
-    ctx.session.add(customer)
+    update(ctx.session, customer, status="lost")
     return [ctx.render("lost_recorded", who=who, reason=reason, unavoidable=unavoidable)]
 
 

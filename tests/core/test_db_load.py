@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, inspect
+from datetime import date
+
+import pytest
+from sqlalchemy import Engine, inspect, text
 from sqlmodel import Session, select
 
 from app.clock import FixedClock
 from app.customers.models import Customer, CustomerSummary
-from app.db import adopt, load, read_session, write_session
+from app.db import adopt, load, read_session, update, write_session
 from app.orders.models import Order
 from app.orders.service import record_order
 from tests.factories import make_customer, make_shop
@@ -101,3 +104,36 @@ def test_a_column_the_row_lacks_is_read_when_asked_for(engine: Engine, clock: Fi
     with read_session(engine) as session:
         again = session.get(Customer, wang.id)
         assert again is not None and again.address == "幸福小区4栋"
+
+
+def test_update_writes_the_row_now_and_leaves_nothing_to_flush(
+    engine: Engine, clock: FixedClock
+) -> None:
+    shop = make_shop(engine, clock)
+    wang = make_customer(engine, clock, shop, "王姐")
+    with write_session(engine) as session:
+        customer = load(session, Customer, wang.id)
+        assert customer is not None
+        customer.note = "pending change"  # an unflushed change of another column
+        update(session, customer, status="lost", paused_until=date(2026, 6, 30))
+        assert (customer.status, customer.paused_until) == ("lost", date(2026, 6, 30))
+        assert inspect(customer).attrs.status.history.unchanged == ["lost"]
+        assert list(session.dirty) == [customer]  # only the note is left for the flush
+        assert set(inspect(customer).committed_state) == {"note"}
+        # Written already, before any flush: the row as the transaction sees it.
+        row = session.connection().execute(
+            text("SELECT status, paused_until IS NOT NULL, note FROM customer WHERE id = :id"),
+            {"id": wang.id},
+        )
+        assert tuple(row.one()) == ("lost", True, None)
+        gone = Customer(id=10_000, shop_id=shop.id, name="没有")
+        with pytest.raises(LookupError):
+            update(session, gone, status="lost")
+    with read_session(engine) as session:
+        stored = session.get(Customer, wang.id)
+        assert stored is not None
+        assert (stored.status, stored.paused_until, stored.note) == (
+            "lost",
+            date(2026, 6, 30),
+            "pending change",
+        )
