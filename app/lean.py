@@ -233,14 +233,16 @@ def run(
     dispatch = conn.dispatch
     cursor = conn.connection.cursor()
     try:
-        for before in dispatch.before_cursor_execute:
-            sql, args = before(conn, cursor, sql, args, None, many)
+        if dispatch.before_cursor_execute:  # (iterating an empty one costs more than asking)
+            for before in dispatch.before_cursor_execute:
+                sql, args = before(conn, cursor, sql, args, None, many)
         if many:
             cursor.executemany(sql, args)
         else:
             cursor.execute(sql, args)
-        for after in dispatch.after_cursor_execute:
-            after(conn, cursor, sql, args, None, many)
+        if dispatch.after_cursor_execute:
+            for after in dispatch.after_cursor_execute:
+                after(conn, cursor, sql, args, None, many)
         return _rows(conn, plan, cursor)
     except conn.dialect.loaded_dbapi.Error as error:
         conn._handle_dbapi_exception(error, sql, args, cursor, None)
