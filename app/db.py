@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, Select, bindparam, event, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import configure_mappers
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.base import instance_state
 from sqlmodel import Session, SQLModel, create_engine
@@ -103,6 +104,8 @@ def adopt(session: Session, model: type[Model], row: Mapping[Any, Any]) -> Model
     autoflush would.
     """
     mapper = inspect(model)
+    if not mapper.configured:  # attributes are instrumented once the mappers are configured
+        configure_mappers()  # (a query does it; a process may adopt before any query)
     key = mapper.identity_key_from_primary_key([row[c.key] for c in mapper.primary_key])
     existing = session.identity_map.get(key)
     if existing is not None:

@@ -27,13 +27,14 @@ from typing import Any
 from sqlalchemy import Engine, Insert, bindparam, event, exists, select
 from sqlmodel import Session, col
 
+from app import lean
 from app.bot.context import BotContext
 from app.bot.core import answer_without_writes, handle
 from app.channels.binding import find_sender_in
 from app.channels.callback import claim_row
 from app.channels.models import InboxMessage, PendingQuestion
 from app.clock import Clock
-from app.db import insert_for, with_option, write_connection, write_session
+from app.db import adopt, insert_for, with_option, write_connection, write_session
 from app.shops.models import Shop, Staff
 
 log = logging.getLogger(__name__)
@@ -120,9 +121,13 @@ def answer_from(
 _QUESTIONS = PendingQuestion.__table__  # type: ignore[attr-defined]
 # With them, whether the sender has a question stored: most messages then skip pending's
 # DELETE (handle) or probe (the read road).
+_SHOP_COLUMNS = tuple(Shop.__table__.columns)  # type: ignore[attr-defined]
+_STAFF_COLUMNS = tuple(Staff.__table__.columns)  # type: ignore[attr-defined]
+# Built once and run on the connection (app.lean): the shop, the staff member and whether a
+# question of theirs waits, in one read; the rows become session objects (db.adopt).
 _SHOP_AND_STAFF = select(
-    Shop,
-    Staff,
+    *_SHOP_COLUMNS,
+    *_STAFF_COLUMNS,
     exists().where(
         _QUESTIONS.c.shop_id == bindparam("shop"), _QUESTIONS.c.sender == bindparam("sender")
     ),
@@ -143,13 +148,18 @@ def context_for(
     inbox_id: int | None = None,
 ) -> BotContext:
     """The bot's context for a delivery; PermissionError unless the sender is the shop's staff."""
-    found = session.execute(
+    found = lean.run(
+        session.connection(),
         _SHOP_AND_STAFF,
         {"shop": delivery.shop_id, "staff": delivery.staff_id, "sender": delivery.sender_key},
-    ).one_or_none()
+    ).first()
     if found is None:
         raise PermissionError("sender is not staff of this shop")
-    shop, staff, question_waiting = found
+    n = len(_SHOP_COLUMNS)
+    shop = adopt(session, Shop, {c.key: v for c, v in zip(_SHOP_COLUMNS, found[:n], strict=True)})
+    staff_row = zip(_STAFF_COLUMNS, found[n : n + len(_STAFF_COLUMNS)], strict=True)
+    staff = adopt(session, Staff, {c.key: v for c, v in staff_row})
+    question_waiting = found[-1]
     return BotContext(
         session=session,
         shop=shop,

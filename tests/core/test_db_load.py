@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import date
 
 import pytest
@@ -9,10 +11,12 @@ from sqlalchemy import Engine, inspect, text
 from sqlmodel import Session, select
 
 from app.clock import FixedClock
+from app.config import PROJECT_ROOT
 from app.customers.models import Customer, CustomerSummary
 from app.db import adopt, load, read_session, update, write_session
 from app.orders.models import Order
 from app.orders.service import record_order
+from app.shops.models import Shop
 from tests.factories import make_customer, make_shop
 
 
@@ -137,3 +141,35 @@ def test_update_writes_the_row_now_and_leaves_nothing_to_flush(
             date(2026, 6, 30),
             "pending change",
         )
+
+
+_FIRST_THING = """
+import sys
+from sqlmodel import Session
+from app import lean
+from app.db import _by_key, adopt, make_engine
+from app.shops.models import Shop
+engine = make_engine(sys.argv[1])
+with Session(engine) as session:  # no ORM query has configured the mappers yet
+    row = lean.run(session.connection(), _by_key(Shop), {"pk": int(sys.argv[2])}).mappings().one()
+    shop = adopt(session, Shop, row)
+    shop.name = shop.name + " (renamed)"
+    session.commit()
+"""
+
+
+def test_a_new_process_may_adopt_before_any_query(
+    engine: Engine, clock: FixedClock, database_url: str
+) -> None:
+    shop = make_shop(engine, clock)
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_THING, database_url, str(shop.id)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=PROJECT_ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    with read_session(engine) as session:
+        stored = session.get(Shop, shop.id)
+        assert stored is not None and stored.name == f"{shop.name} (renamed)"

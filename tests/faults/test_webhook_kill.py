@@ -7,8 +7,11 @@ import asyncio
 import os
 import signal
 import time
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -67,6 +70,13 @@ async def send_all(base: str, side: WeComSide, messages: list[tuple[int, str]], 
 
 
 @pytest.mark.slow
+def _run(coroutine: Coroutine[Any, Any, None]) -> None:
+    """asyncio.run in a thread of its own: the browser tests' session-wide Playwright keeps an
+    event loop running in the main thread, where asyncio.run refuses to start."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, coroutine).result()
+
+
 def test_kill_9_during_an_order_burst_loses_and_doubles_nothing(
     engine: Engine, demo_shop: Shop, clock: FixedClock, tmp_path: Path
 ) -> None:
@@ -109,7 +119,7 @@ def test_kill_9_during_an_order_burst_loses_and_doubles_nothing(
             os.kill(server.process.pid, signal.SIGKILL)
             killed.append(time.monotonic())
 
-    asyncio.run(send_all(server.base, side, messages, now, first, kill))
+    _run(send_all(server.base, side, messages, now, first, kill))
     if not killed:
         stop_server(server)
         pytest.fail(f"the burst ended before the kill ({len(first)} acknowledged)")
@@ -123,7 +133,7 @@ def test_kill_9_during_an_order_burst_loses_and_doubles_nothing(
     server = start_server(env)
     try:
         again: dict[int, str] = {}
-        asyncio.run(send_all(server.base, side, messages, now, again))
+        _run(send_all(server.base, side, messages, now, again))
     finally:
         stop_server(server)
     assert len(again) == BURST and all("已记" in reply for reply in again.values())
