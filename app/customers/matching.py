@@ -196,6 +196,11 @@ class MatchIndex:
         self.joined_addresses, self.address_starts = _joined(
             [rows[i].address or "" for i in self.address_owner]
         )
+        # The fuzzy tier's texts by length, typed and in pinyin: fuzz.ratio of texts of
+        # lengths a and b is at most 200 * min(a, b) / (a + b), so only the lengths that can
+        # reach the cutoff are scored (the same matches and scores, a fraction of the work).
+        self.typed_by_length = _by_length(self.flat_texts)
+        self.keys_by_length = _by_length(self.flat_keys)
 
     def rank(self, query: str) -> list[Match]:
         """Candidates in the best tier that matched anyone, best first (as `rank`)."""
@@ -253,15 +258,24 @@ class MatchIndex:
             return _sorted(found)
         best: dict[int, float] = {}
         # The characters as typed, then their pinyin: a customer's best score of either.
-        for typed, choices, cutoff in (
-            (query, self.flat_texts, FUZZY_MIN_SCORE),
-            (key, self.flat_keys, PINYIN_FUZZY_MIN_SCORE),
+        for typed, by_length, cutoff in (
+            (query, self.typed_by_length, FUZZY_MIN_SCORE),
+            (key, self.keys_by_length, PINYIN_FUZZY_MIN_SCORE),
         ):
-            for _, score, j in process.extract(
-                typed, choices, scorer=fuzz.ratio, processor=None, score_cutoff=cutoff, limit=None
-            ):
-                i = self.flat_owner[j]
-                best[i] = max(best.get(i, 0.0), score)
+            n = len(typed)
+            for length, (choices, positions) in by_length.items():
+                if 200 * min(n, length) < cutoff * (n + length):
+                    continue  # no text of this length can reach the cutoff
+                for _, score, k in process.extract(
+                    typed,
+                    choices,
+                    scorer=fuzz.ratio,
+                    processor=None,
+                    score_cutoff=cutoff,
+                    limit=None,
+                ):
+                    i = self.flat_owner[positions[k]]
+                    best[i] = max(best.get(i, 0.0), score)
         found = [
             Match(rows[i].id, "fuzzy", query, score)
             for i, score in best.items()
@@ -283,6 +297,16 @@ class MatchIndex:
 
 
 _SEPARATOR = "\x00"
+
+
+def _by_length(texts: list[str]) -> dict[int, tuple[list[str], list[int]]]:
+    """The texts grouped by length, each with its positions in `texts`."""
+    groups: dict[int, tuple[list[str], list[int]]] = {}
+    for j, text in enumerate(texts):
+        choices, positions = groups.setdefault(len(text), ([], []))
+        choices.append(text)
+        positions.append(j)
+    return groups
 
 
 def _joined(texts: list[str]) -> tuple[str, list[int]]:

@@ -8,6 +8,8 @@ write through one engine (as another process would) and match through another.
 
 from __future__ import annotations
 
+import random
+
 from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
@@ -31,6 +33,22 @@ def _queries(rows_names: list[str]) -> set[str]:
                 found.add(str(item["customer"]))
     for name in rows_names:  # each name, cut and mistyped, in every tier
         found.update({name, name[:1], name[1:], name[:-1], name + "姐", "小" + name})
+    # One character replaced, added or dropped, as thumbs do: mostly the fuzzy tier, where
+    # the index scores only the lengths that can reach the cutoff.
+    chars = sorted(set("".join(rows_names)))
+    typing = random.Random(4)
+    for name in rows_names:
+        for _ in range(4):
+            typed = list(name)
+            at = typing.randrange(len(typed) + 1)
+            way = typing.randrange(3)
+            if way == 0 and at < len(typed):
+                typed[at] = typing.choice(chars)
+            elif way == 1:
+                typed.insert(at, typing.choice(chars))
+            elif len(typed) > 1:
+                del typed[min(at, len(typed) - 1)]
+            found.add("".join(typed))
     found.update(
         {"王丽", "wangjie", "汪姐", "老李", "尾号6385", "6385", "13800001234", "3栋", "幸福小区"}
     )
@@ -45,7 +63,9 @@ def test_index_ranks_exactly_like_every_row(engine: Engine, demo_shop: Shop) -> 
         rows = shop_rows(session=session, shop=demo_shop)
     index = MatchIndex(rows)
     queries = _queries([r.name for r in rows][:80])
-    assert len(queries) > 300
+    assert len(queries) > 500
+    fuzzy = [q for q in queries if (best := rank(q, rows)) and best[0].how == "fuzzy"]
+    assert len(fuzzy) > 50
     differing = [q for q in sorted(queries) if index.rank(q) != rank(q, rows)]
     assert differing == []
 
