@@ -18,7 +18,7 @@ converts the columns:
 Anything this plan does not cover runs through `conn.execute` unchanged: statements with
 expanding IN lists, Python-side column defaults, schema translation, executemany on a
 driver that cannot count its rows. Only for module-level (prebuilt) statements: plans are
-cached per statement object.
+cached per statement object and engine (at most 1024, then the cache starts again).
 """
 
 from __future__ import annotations
@@ -135,9 +135,10 @@ def _plan(conn: Connection, statement: ClauseElement, keys: tuple[str, ...] | No
 def _plan_for(
     conn: Connection, statement: ClauseElement, params: Mapping[str, Any]
 ) -> _Plan | None:
-    # DML compiles per set of columns given (which columns an INSERT names, for one).
+    # DML compiles per set of columns given (which columns an INSERT names, for one). Per
+    # dialect object, i.e. per engine: it knows the server's version and the driver.
     keys = tuple(params) if isinstance(statement, UpdateBase) else None
-    key = (statement, conn.dialect.name, keys)
+    key = (statement, conn.dialect, keys)
     try:
         return _PLANS[key]
     except KeyError:
