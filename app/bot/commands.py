@@ -166,9 +166,16 @@ def _ordered_at(ctx: BotContext, item: OrderItem) -> datetime | None:
 
 
 def _record_order(
-    ctx: BotContext, customer: Customer, item: OrderItem, raw: str, *, by_tickets: bool = False
+    ctx: BotContext,
+    customer: Customer,
+    item: OrderItem,
+    raw: str,
+    *,
+    who: str,
+    by_tickets: bool = False,
 ) -> tuple[Order | None, list[str]]:
-    """Write one order; return it and the words that confirm it (or why it was refused)."""
+    """Write one order; return it and the words that confirm it (or why it was refused).
+    `who`: the customer as the confirmation names them (_who)."""
     assert customer.id is not None
     # The same customer twice in one message: the first order's reassessment comes first.
     settle_refresh(session=ctx.session, customer_id=customer.id)
@@ -200,6 +207,7 @@ def _record_order(
         ctx.render(
             "order_recorded",
             customer=customer,
+            who=who,
             order=order,
             previous_on=previous_on if previous_on and previous_on <= order.order_date else None,
             gap_days=gap if gap is not None and gap >= 0 else None,
@@ -219,10 +227,10 @@ def _apply_item(
     kind = action["kind"]
     who = _who(ctx, customer, match)
     if kind == "order":
-        _, replies = _record_order(ctx, customer, item, action["raw"])
-        return [r.replace(f"已记:{customer.name}", f"已记:{who}", 1) for r in replies]
+        _, replies = _record_order(ctx, customer, item, action["raw"], who=who)
+        return replies
     if kind == "tickets_use":
-        order, replies = _record_order(ctx, customer, item, action["raw"], by_tickets=True)
+        order, replies = _record_order(ctx, customer, item, action["raw"], who=who, by_tickets=True)
         if order is None:
             return replies
         ledger.record_event(
