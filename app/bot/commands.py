@@ -373,7 +373,7 @@ def _card(ctx: BotContext, customer: Customer) -> list[str]:
             card=card,
             tickets=held.tickets,
             buckets=held.buckets,
-            complaints=held.open_complaints,
+            complaints=len(held.complaints),
             paused=customer.paused_until
             if customer.paused_until and customer.paused_until >= ctx.today
             else None,

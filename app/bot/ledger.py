@@ -9,6 +9,7 @@ the undo event), then the customer's summary is recomputed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -65,35 +66,11 @@ def link_new_customer(ctx: BotContext, customer: Customer) -> None:
     ctx.changed = True
 
 
-def live_events(
-    session: Session,
-    shop_id: int,
-    *,
-    kinds: tuple[str, ...],
-    customer_id: int | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> list[Event]:
-    """Events of these kinds that were not undone, oldest first."""
-    query = select(Event).where(Event.shop_id == shop_id, col(Event.kind).in_(kinds))
-    if customer_id is not None:
-        query = query.where(Event.customer_id == customer_id)
-    if since is not None:
-        query = query.where(col(Event.occurred_at) >= since)
-    if until is not None:
-        query = query.where(col(Event.occurred_at) < until)
-    rows = list(session.exec(query.order_by(col(Event.occurred_at), col(Event.id))))
-    if not rows:
-        return rows
-    undone = undone_among(session, shop_id, [e.id for e in rows if e.id is not None])
-    return [e for e in rows if e.id not in undone]
-
-
 def live_rows(
     session: Session, shop_id: int, statement: Select[Any], params: dict[str, Any]
 ) -> list[Any]:
     """The rows of a prebuilt Core `statement` over events (its first column the event id)
-    whose events were not undone, in the statement's order: live_events without the ORM."""
+    whose events were not undone, in the statement's order."""
     session.flush()  # events added through the session count (a plain read does not autoflush)
     rows: list[Any] = lean.run(session.connection(), statement, params).all()
     if not rows:
@@ -112,58 +89,69 @@ _CHANGES = select(_EVENTS.c.id, _EVENTS.c.data).where(
 )
 
 
+def _changes(rows: Iterable[Any]) -> int:
+    """What ticket or deposit events add up to (each says its change)."""
+    return sum(int(row.data.get("change", 0)) for row in rows)
+
+
 def balance(session: Session, shop_id: int, customer_id: int, kind: str) -> int:
     """Water tickets ("tickets") or buckets on deposit ("deposit") the customer holds."""
     rows = live_rows(
         session, shop_id, _CHANGES, {"cid": customer_id, "shop": shop_id, "kind": kind}
     )
-    return sum(int(row.data.get("change", 0)) for row in rows)
+    return _changes(rows)
 
 
-# Built once: everything a card counts from the customer's events, in one read.
-_HELD = (
-    select(_EVENTS.c.id, _EVENTS.c.kind, _EVENTS.c.data)
-    .where(
-        _EVENTS.c.customer_id == bindparam("cid"),
-        _EVENTS.c.shop_id == bindparam("shop"),
-        _EVENTS.c.kind.in_([literal(k) for k in ("tickets", "deposit", *_COMPLAINT_KINDS)]),
+def _customer_events(*kinds: str) -> Select[Any]:
+    """A customer's events of these kinds, oldest first: id, kind, data."""
+    return (
+        select(_EVENTS.c.id, _EVENTS.c.kind, _EVENTS.c.data)
+        .where(
+            _EVENTS.c.customer_id == bindparam("cid"),
+            _EVENTS.c.shop_id == bindparam("shop"),
+            _EVENTS.c.kind.in_([literal(k) for k in kinds]),
+        )
+        .order_by(_EVENTS.c.occurred_at, _EVENTS.c.id)
     )
-    .order_by(_EVENTS.c.id)
-)
+
+
+# Built once: a customer's complaints and their resolutions; and, for a card or a script,
+# those with the ticket and deposit changes, in one read.
+_COMPLAINTS = _customer_events(*_COMPLAINT_KINDS)
+_HELD = _customer_events("tickets", "deposit", *_COMPLAINT_KINDS)
+
+
+def _still_open(rows: list[Any]) -> list[Any]:
+    """The complaints among `rows` that no resolution among them names."""
+    resolved = {
+        int(i) for r in rows if r.kind == "complaint_resolved" for i in r.data["complaint_ids"]
+    }
+    return [r for r in rows if r.kind == "complaint" and r.id not in resolved]
+
+
+def open_complaints(session: Session, shop_id: int, customer_id: int) -> list[Any]:
+    """Complaints not yet marked resolved, oldest first (rows: id, kind, data)."""
+    params = {"cid": customer_id, "shop": shop_id}
+    return _still_open(live_rows(session, shop_id, _COMPLAINTS, params))
 
 
 @dataclass(frozen=True)
 class Holdings:
-    """What a customer holds and has open with the shop: what the card shows."""
+    """What a customer holds and has open with the shop: what a card and a script show."""
 
     tickets: int
     buckets: int
-    open_complaints: int
+    complaints: list[Any]  # open_complaints()
 
 
 def holdings(session: Session, shop_id: int, customer_id: int) -> Holdings:
-    """balance() of tickets and of deposits and len(open_complaints()), from one read."""
+    """balance() of tickets and of deposits and open_complaints(), from one read."""
     rows = live_rows(session, shop_id, _HELD, {"cid": customer_id, "shop": shop_id})
-    held = {"tickets": 0, "deposit": 0}
-    complaints: set[int] = set()
-    resolved: set[int] = set()
-    for event_id, kind, data in rows:
-        if kind in held:
-            held[kind] += int(data.get("change", 0))
-        elif kind == "complaint":
-            complaints.add(event_id)
-        else:
-            resolved.update(int(i) for i in data["complaint_ids"])
-    return Holdings(held["tickets"], held["deposit"], len(complaints - resolved))
-
-
-def open_complaints(session: Session, shop_id: int, customer_id: int) -> list[Event]:
-    """Complaints not yet marked resolved."""
-    events = live_events(session, shop_id, kinds=_COMPLAINT_KINDS, customer_id=customer_id)
-    resolved = {
-        int(i) for e in events if e.kind == "complaint_resolved" for i in e.data["complaint_ids"]
-    }
-    return [e for e in events if e.kind == "complaint" and e.id not in resolved]
+    return Holdings(
+        tickets=_changes(r for r in rows if r.kind == "tickets"),
+        buckets=_changes(r for r in rows if r.kind == "deposit"),
+        complaints=_still_open(rows),
+    )
 
 
 # --- undo -----------------------------------------------------------------------------------

@@ -349,13 +349,12 @@ def history_for(
     *, session: Session, shop: Shop, customer: Customer, summary: CustomerSummary, today: date
 ) -> CustomerHistory:
     """What a script may say about one customer, from its own records (tap page, one item)."""
-    from app.bot.ledger import balance, open_complaints
+    from app.bot.ledger import holdings
 
     assert shop.id is not None and customer.id is not None
     h = _histories_for_customer(session, shop, customer.id, today)
-    complaints = open_complaints(session, shop.id, customer.id)
-    tickets = balance(session, shop.id, customer.id, "tickets")
-    buckets = balance(session, shop.id, customer.id, "deposit")
+    held = holdings(session, shop.id, customer.id)
+    complaints, tickets, buckets = held.complaints, held.tickets, held.buckets
     # Said to a customer: whole units ("还是2桶?"), never an average like 2.1.
     usual = (
         max(1, round(summary.total_quantity / summary.order_count)) if summary.order_count else None
