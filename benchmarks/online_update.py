@@ -5,8 +5,8 @@
 Runs on the demo shop in a fresh SQLite file (WAL), once with synchronous=NORMAL (the
 default, HUITOU_SQLITE_SYNCHRONOUS) and once with FULL (an fsync per commit), and for each
 prints p50/p99 for (a) the bare baseline: inserting the order row and committing, (b) the
-real path: record_order (insert + reassessment with the shop's stored priors) and commit,
-(c) the online update itself: record_order (insert, win-back attribution, reassessment)
+real path: orders.service.record (insert + reassessment with the shop's stored priors) and commit,
+(c) the online update itself: record (insert, win-back attribution, reassessment)
 inside an open transaction, without the commit that every write pays whatever it does,
 and (d) the reassessment alone inside an open transaction (no commit, no fsync, write lock
 already taken). On this disk the fsync of a commit alone costs about as much as the 5 ms
@@ -33,7 +33,7 @@ from app.customers.risk import refresh_customer
 from app.db import make_engine, upgrade, write_session
 from app.demo.load import load_demo
 from app.orders.models import Order
-from app.orders.service import record_order
+from app.orders.service import record
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -77,7 +77,7 @@ def measure(n_orders: int, synchronous: str) -> None:
             baseline_cpu.append((time.thread_time() - start_cpu) * 1000)
             start, start_cpu = time.perf_counter(), time.thread_time()
             with write_session(engine) as session:
-                record_order(session=session, shop=shop, customer=customer, quantity=2,
+                record(session=session, shop=shop, customer=customer, quantity=2,
                              clock=clock, ordered_at=moment, source="api")  # fmt: skip
             real.append((time.perf_counter() - start) * 1000)
             real_cpu.append((time.thread_time() - start_cpu) * 1000)
@@ -86,7 +86,7 @@ def measure(n_orders: int, synchronous: str) -> None:
                 # the update: open it before the clock starts.
                 session.connection()
                 start = time.perf_counter()
-                record_order(session=session, shop=shop, customer=customer, quantity=2,
+                record(session=session, shop=shop, customer=customer, quantity=2,
                              clock=clock, ordered_at=moment, source="api")  # fmt: skip
                 session.flush()
                 in_transaction.append((time.perf_counter() - start) * 1000)
@@ -101,8 +101,8 @@ def measure(n_orders: int, synchronous: str) -> None:
             f"SQLite synchronous={synchronous}"
         )
         for name, values in (("baseline: insert + commit", baseline),
-                             ("record_order + reassess + commit", real),
-                             ("record_order in transaction", in_transaction),
+                             ("record + reassess + commit", real),
+                             ("record in transaction", in_transaction),
                              ("reassess alone (in transaction)", reassess_only)):  # fmt: skip
             print(
                 f"  {name:<34} p50 {statistics.median(values):6.2f} ms   "
@@ -119,7 +119,7 @@ def measure(n_orders: int, synchronous: str) -> None:
         ratio = percentile(real, 0.99) / percentile(baseline, 0.99)
         extra = statistics.median(real) - statistics.median(baseline)
         print(f"  p99 ratio end-to-end/baseline: {ratio:.2f}x; p50 above baseline: {extra:.2f} ms")
-        for name, values in (("end-to-end", real), ("record_order in transaction", in_transaction),
+        for name, values in (("end-to-end", real), ("record in transaction", in_transaction),
                              ("reassess alone", reassess_only)):  # fmt: skip
             verdict = "met" if percentile(values, 0.99) < 5 else "NOT met"
             print(f"  target p99 < 5 ms, {name}: {verdict}")

@@ -124,22 +124,6 @@ def record(
     return Recorded(order, prior)
 
 
-def record_order(
-    *,
-    session: Session,
-    shop: Shop,
-    customer: Customer,
-    quantity: int,
-    clock: Clock,
-    **details: Any,
-) -> Order:
-    """`record(...)` for callers that need only the order (details: record's options)."""
-    recorded = record(
-        session=session, shop=shop, customer=customer, quantity=quantity, clock=clock, **details
-    )
-    return recorded.order
-
-
 def refresh_summary(*, session: Session, shop: Shop, customer_id: int, clock: Clock) -> None:
     """Reassess one customer in the caller's transaction (locks the row on PostgreSQL).
 

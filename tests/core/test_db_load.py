@@ -15,7 +15,7 @@ from app.config import PROJECT_ROOT
 from app.customers.models import Customer, CustomerSummary
 from app.db import adopt, load, read_session, update, write_session
 from app.orders.models import Order
-from app.orders.service import record_order
+from app.orders.service import record
 from app.shops.models import Shop
 from tests.factories import make_customer, make_shop
 
@@ -82,7 +82,7 @@ def test_a_recorded_order_is_a_row_of_the_session(engine: Engine, clock: FixedCl
     shop = make_shop(engine, clock)
     wang = make_customer(engine, clock, shop, "王姐")
     with write_session(engine) as session:
-        order = record_order(session=session, shop=shop, customer=wang, quantity=2, clock=clock)
+        order = record(session=session, shop=shop, customer=wang, quantity=2, clock=clock).order
         assert inspect(order).persistent
         assert session.get(Order, order.id) is order
         assert (order.quantity, order.unit, order.source) == (2, "桶", "chat")

@@ -16,7 +16,7 @@ from app.customers.risk import settle_refresh
 from app.customers.service import due_customers
 from app.db import read_session, write_session
 from app.orders.models import Order
-from app.orders.service import OrderError, record_order, refresh_summary
+from app.orders.service import OrderError, record, refresh_summary
 from app.shops.models import Shop
 from tests.conftest import TEST_TODAY
 from tests.factories import add_orders, make_customer, make_shop
@@ -57,7 +57,7 @@ def test_a_failed_transaction_leaves_order_and_summary_untouched(
     add_orders(engine, clock, shop, wang, [TEST_TODAY - timedelta(days=30)])
     before = summary_of(engine, wang)
     with pytest.raises(RuntimeError), write_session(engine) as s:
-        record_order(session=s, shop=shop, customer=wang, quantity=3, clock=clock)
+        record(session=s, shop=shop, customer=wang, quantity=3, clock=clock)
         raise RuntimeError("connection dropped before commit")
     after = summary_of(engine, wang)
     assert after.order_count == before.order_count
@@ -88,7 +88,7 @@ def test_invalid_orders_are_refused(
     wang = make_customer(engine, clock, shop, "王姐")
     args = {"quantity": 1, **kwargs}
     with pytest.raises(OrderError, match=message), write_session(engine) as s:
-        record_order(session=s, shop=shop, customer=wang, clock=clock, **args)
+        record(session=s, shop=shop, customer=wang, clock=clock, **args)
 
 
 def test_an_order_for_another_shops_customer_is_refused(engine: Engine, clock: FixedClock) -> None:
@@ -96,7 +96,7 @@ def test_an_order_for_another_shops_customer_is_refused(engine: Engine, clock: F
     b = make_shop(engine, clock, slug="shop-b")
     theirs = make_customer(engine, clock, b, "王姐")
     with pytest.raises(OrderError, match="不属于"), write_session(engine) as s:
-        record_order(session=s, shop=a, customer=theirs, quantity=1, clock=clock)
+        record(session=s, shop=a, customer=theirs, quantity=1, clock=clock)
 
 
 def test_online_summaries_match_the_batch_load_for_every_demo_customer(
@@ -182,7 +182,7 @@ def test_concurrent_orders_for_one_customer_all_count(engine: Engine, clock: Fix
                 with write_session(engine) as s:
                     customer = s.get(Customer, wang.id)
                     assert customer is not None
-                    record_order(
+                    record(
                         session=s,
                         shop=shop,
                         customer=customer,
