@@ -30,6 +30,9 @@ RUN pip install --no-cache-dir . \
 
 # The installed package is not editable, so point it at the templates copied above;
 # everything it writes (the SQLite file when no database URL is set) goes to the volume.
+# Listening on 0.0.0.0 puts the web chat and upload page behind sign-in (登录网页版 in WeChat,
+# or `docker exec … huitou chat 登录网页版 --shop SLUG`); set HUITOU_PUBLIC_URL to the address
+# phones reach so sign-in, tap and report links work.
 ENV HUITOU_TEMPLATES_DIR=/srv/huitou/message_templates \
     HUITOU_DATA_DIR=/var/lib/huitou \
     HUITOU_HOST=0.0.0.0 \

@@ -7,6 +7,7 @@ import sys
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
+from urllib.parse import urlsplit
 
 import typer
 
@@ -71,10 +72,14 @@ def serve(
 
     from app.demo.load import load_demo
     from app.main import create_app
+    from app.web.access import is_loopback, owner_pages_mode
 
     settings, clock = _runtime()
-    host = host or settings.host
-    port = port or settings.port
+    # The address given here decides, like HUITOU_HOST, whether the owner pages need sign-in.
+    settings = settings.model_copy(
+        update={"host": host or settings.host, "port": port or settings.port}
+    )
+    host, port = settings.host, settings.port
     engine = make_engine(settings.effective_database_url)
     upgrade(engine)
     with read_session(engine) as session:
@@ -84,12 +89,31 @@ def serve(
         typer.echo(f"数据库里还没有店铺,已载入演示店铺:{shop.name}")
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown_host}:{port}"
-    typer.echo(
-        f"\n回头客已启动:{url}\n"
-        f"用手机或浏览器打开上面的地址,像微信一样跟助手聊天。试试发:\n"
-        f"  今天该跟进谁\n  王姐 2桶\n  王姐\n  帮助\n"
-        f'(终端里也可以:huitou chat "今天该跟进谁" --shop demo)\n'
-    )
+    mode = owner_pages_mode(settings)
+    if mode == "local":
+        typer.echo(
+            f"\n回头客已启动:{url}\n"
+            f"用这台电脑的浏览器打开上面的地址,像微信一样跟助手聊天。试试发:\n"
+            f"  今天该跟进谁\n  王姐 2桶\n  王姐\n  帮助\n"
+            f'(终端里也可以:huitou chat "今天该跟进谁" --shop demo)\n'
+            f"只在本机可用;别的设备要用网页版,请先在微信里发「登录网页版」。\n"
+        )
+    elif mode == "signin":
+        typer.echo(
+            f"\n回头客已启动:{url}(对外地址 {settings.public_url})\n"
+            f"网页版需要登录:店主在微信里发「登录网页版」,点回复里的一次性链接;\n"
+            f"或在服务器上运行 huitou chat 登录网页版 --shop 店铺标识 拿到链接。\n"
+        )
+        if is_loopback(urlsplit(settings.public_url).hostname):
+            typer.echo(
+                "注意:HUITOU_PUBLIC_URL 还是本机地址,手机打不开登录链接和提醒里的链接;"
+                "请设成手机能访问的地址(如 https://你的域名)。\n"
+            )
+    else:
+        typer.echo(f"\n回头客已启动:{url}(网页聊天已关闭,HUITOU_WEBCHAT_ENABLED=false)\n")
+    # INFO from the app (start-up mode, channels, digests) reaches the log; the CLI's
+    # other commands stay at WARNING.
+    logging.getLogger("app").setLevel(logging.INFO)
     app = create_app(settings=settings, engine=engine, clock=clock)
     uvicorn.run(app, host=host, port=port, log_level="info")
 

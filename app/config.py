@@ -27,8 +27,14 @@ class Settings(BaseSettings):
     templates_dir: Path = Field(default=PROJECT_ROOT / "message_templates")
     # Load the demo shop when the database holds no shop at all.
     demo_on_empty: bool = True
-    # The local web chat acts as the shop owner without a login; meant for loopback.
+    # The web chat and upload page (owner pages). Without a sign-in they answer only when the
+    # server listens on loopback alone, the public URL is loopback too, and the request came
+    # straight from this machine (no proxy header); otherwise they require a session opened
+    # by a one-time link (登录网页版 in WeChat or `huitou chat 登录网页版`). app/web/access.py.
     webchat_enabled: bool = True
+    # Minutes a 登录网页版 link stays usable (once), and days a signed-in browser stays in.
+    web_signin_minutes: int = 10
+    web_session_days: int = 30
     # Freeze "today" (YYYY-MM-DD) for demos and reproducible screenshots.
     today: date | None = None
     # Seconds a pending question (e.g. "create this customer?") stays answerable.

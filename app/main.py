@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,9 +21,12 @@ from app.dataio.views import router as dataio_router
 from app.db import make_engine
 from app.outreach.views import router as outreach_router
 from app.reports.views import router as reports_router
+from app.web.access import OwnerRefused, describe_mode
+from app.web.views import owner_refused
 from app.web.views import router as web_router
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
+log = logging.getLogger("app")
 
 
 _FROZEN = threading.Event()
@@ -97,6 +101,8 @@ def create_app(
     app.include_router(dataio_router)
     app.include_router(outreach_router)
     app.include_router(reports_router)
+    app.add_exception_handler(OwnerRefused, owner_refused)
     log_configured_channels(settings)
+    log.info(describe_mode(settings))
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR), check_dir=False), name="static")
     return app

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import SQLModel
 
+from app.bot.context import capture_side_output
 from app.channels.local import deliver_as_owner
 from app.clock import FixedClock
 from app.config import PROJECT_ROOT, Settings
@@ -141,15 +142,17 @@ class ChatDriver:
 
     def send(self, text: str, *, msg_id: str | None = None) -> list[str]:
         self._counter += 1
-        result = deliver_as_owner(
-            engine=self.engine,
-            settings=self.settings,
-            clock=self.clock,
-            shop_ref=self.shop_ref,
-            channel="test",
-            text=text,
-            client_msg_id=msg_id or f"test-{self._counter:06d}",
-        )
+        # Lent as the web chat lends them: links in replies are signed with these settings.
+        with capture_side_output(self.settings):
+            result = deliver_as_owner(
+                engine=self.engine,
+                settings=self.settings,
+                clock=self.clock,
+                shop_ref=self.shop_ref,
+                channel="test",
+                text=text,
+                client_msg_id=msg_id or f"test-{self._counter:06d}",
+            )
         return result.replies
 
     def say(self, text: str) -> str:

@@ -16,6 +16,10 @@ from app.orders.service import record
 from app.shops.models import Shop
 from app.shops.service import create_shop
 
+# The base URL of an in-process test client that comes from this machine: the owner pages
+# answer it without a sign-in (TestClient's own "testserver" is not a loopback name).
+LOCAL = "http://127.0.0.1:8000"
+
 
 def make_shop(
     engine: Engine,

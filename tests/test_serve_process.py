@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -96,12 +97,14 @@ class Launcher:
     logs_dir: Path
     servers: list[Server] = field(default_factory=list)
 
-    def start(self, *, script: bool = False) -> Server:
+    def start(self, *, script: bool = False, host: str | None = None) -> Server:
         port = _free_port()
         n = len(self.servers)
         stdout_path = self.logs_dir / f"server{n}.out"
         stderr_path = self.logs_dir / f"server{n}.err"
         argv = [str(SERVE_SCRIPT) if script else str(HUITOU), "--port", str(port)]
+        if host is not None:
+            argv += ["--host", host]
         if not script:
             argv.insert(1, "serve")
         with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
@@ -425,3 +428,41 @@ def test_a_second_start_does_not_reload_the_demo(launcher: Launcher) -> None:
         assert root.headers["location"] == "/chat/demo"
     assert table_counts(launcher.database_url) == before
     second.stop()
+
+
+@pytest.mark.slow
+def test_serve_on_every_address_asks_for_sign_in_and_the_console_link_signs_in(
+    launcher: Launcher,
+) -> None:
+    """`huitou serve --host 0.0.0.0` (the Dockerfile's address): owner pages refuse strangers,
+    the start-up output and log say so, and a link from `huitou chat 登录网页版` signs in."""
+    server = launcher.start(host="0.0.0.0")
+    assert "网页版需要登录" in server.stdout(), server.output_tail()
+    assert "sign-in required" in server.stderr(), server.output_tail()
+    with httpx.Client(timeout=15.0, base_url=server.base_url) as client:
+        for path in ("/", "/chat/demo", "/import/demo"):
+            page = client.get(path, follow_redirects=False)
+            assert page.status_code == 401 and "登录网页版" in page.text, path
+            assert "王姐" not in page.text
+        assert chat(client, server.base_url, "今天该跟进谁", "serve-0001").status_code == 401
+    # The operator's way in on the server itself: the console channel sends the link.
+    env = {**launcher.env, "HUITOU_PUBLIC_URL": server.base_url}
+    console = subprocess.run(
+        [str(HUITOU), "chat", "登录网页版", "--shop", "demo"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert console.returncode == 0, console.stderr
+    link = re.search(rf"{re.escape(server.base_url)}(/login/\S+)", console.stdout)
+    assert link, console.stdout
+    origin = {"Origin": server.base_url}
+    with httpx.Client(timeout=15.0, base_url=server.base_url) as browser:
+        signed = browser.post(link.group(1), headers=origin)
+        assert signed.status_code == 303, signed.text
+        reply = browser.post(
+            "/api/chat/demo",
+            json={"text": "今天该跟进谁", "client_msg_id": "serve-0002"},
+            headers=origin,
+        )
+        assert reply.status_code == 200, reply.text
+        assert "王姐" in reply.json()["replies"][0]["text"]
+    server.stop()

@@ -7,7 +7,8 @@ from functools import lru_cache
 import app.bot.commands  # (registers the commands)
 import app.bot.outreach_commands  # (replies to the digest)
 import app.bot.report_commands  # (统计图, 报表, 本周名单)
-import app.bot.sms_commands  # noqa: F401  (发短信)
+import app.bot.sms_commands  # (发短信)
+import app.bot.web_commands  # noqa: F401  (登录网页版, 退出网页版)
 from app.bot import pending
 from app.bot.context import BotContext
 from app.bot.parse import DEFAULT_UNITS, INDUSTRY_UNITS, Vocabulary, parse

@@ -1,4 +1,4 @@
-"""The local channels (web chat, console): the shop owner, no credentials."""
+"""The local channels (web chat, console): a shop's owner, or a person signed in to the web chat."""
 
 from __future__ import annotations
 
@@ -35,8 +35,9 @@ _BY_ID = (
 )
 
 
-def shop_and_owner(engine: Engine, shop_ref: str) -> tuple[int, int]:
-    """(shop id, owner's staff id) for a slug or numeric id, as get_shop and owner_of find them.
+def shop_and_owner(engine: Engine, shop_ref: str) -> tuple[int, str, int]:
+    """(shop id, slug, owner's staff id) for a slug or numeric id, as get_shop and owner_of
+    find them.
 
     Raises ShopError as they do: no such shop, or a shop without an owner.
     """
@@ -49,7 +50,7 @@ def shop_and_owner(engine: Engine, shop_ref: str) -> tuple[int, int]:
     shop_id, slug, owner_id = row
     if owner_id is None:
         raise ShopError(f"店铺 {slug} 没有店主")
-    return int(shop_id), int(owner_id)
+    return int(shop_id), str(slug), int(owner_id)
 
 
 def deliver_as_owner(
@@ -63,15 +64,41 @@ def deliver_as_owner(
     client_msg_id: str | None = None,
 ) -> DeliveryResult:
     """Deliver `text` to shop `shop_ref` as its owner on a local channel (web or console)."""
-    shop_id, owner_id = shop_and_owner(engine, shop_ref)
+    shop_id, _, owner_id = shop_and_owner(engine, shop_ref)
+    return deliver_as(
+        engine=engine,
+        settings=settings,
+        clock=clock,
+        shop_id=shop_id,
+        staff_id=owner_id,
+        sender_key=f"local:{shop_id}:{LOCAL_OWNER_ID}",
+        channel=channel,
+        text=text,
+        client_msg_id=client_msg_id,
+    )
+
+
+def deliver_as(
+    *,
+    engine: Engine,
+    settings: Settings,
+    clock: Clock,
+    shop_id: int,
+    staff_id: int,
+    sender_key: str,
+    channel: str,
+    text: str,
+    client_msg_id: str | None = None,
+) -> DeliveryResult:
+    """Deliver `text` to one shop from one of its people, known on `sender_key`."""
     message_id = client_msg_id or uuid.uuid4().hex
     delivery = Delivery(
         shop_id=shop_id,
-        staff_id=owner_id,
+        staff_id=staff_id,
         channel=channel,
         # Client ids are only unique per client; scope them to the shop so they never collide.
         external_id=f"{shop_id}:{message_id}",
-        sender_key=f"local:{shop_id}:{LOCAL_OWNER_ID}",
+        sender_key=sender_key,
         text=text,
     )
     return deliver(

@@ -41,7 +41,7 @@ def log_configured_channels(settings: Settings) -> None:
     if channels:
         log.info("channels configured: %s", ", ".join(channels))
     else:
-        log.info("no channel configured: local web chat and console only")
+        log.info("no channel configured: web chat and console only")
 
 
 def spool_drainer(state: Any) -> SpoolDrainer | None:

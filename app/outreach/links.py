@@ -1,5 +1,5 @@
-"""Signed, expiring links: one per digest item (tap page), one per person's full list, and
-the owner's read-only report dashboard for one month.
+"""Signed, expiring links: one per digest item (tap page), one per person's full list, the
+owner's read-only report dashboard for one month, and a one-time sign-in to the web chat.
 
 A token is `payload.signature`, both base64url; the payload names the purpose, the shop,
 the follow-up (or staff member and day), the expiry and a random nonce. HMAC-SHA256 with the
@@ -79,6 +79,14 @@ class ReportLink:
     shop_id: int
     month: date  # the first day of the month the dashboard shows
     expires: datetime
+
+
+@dataclass(frozen=True)
+class SigninLink:
+    shop_id: int
+    staff_id: int
+    expires: datetime
+    nonce: str
 
 
 def _sign(secret: bytes, payload: dict[str, object]) -> str:
@@ -182,6 +190,33 @@ def read_report(secret: bytes, token: str, *, now: datetime) -> ReportLink:
             shop_id=int(payload["s"]),  # type: ignore[call-overload]
             month=month,
             expires=datetime.fromtimestamp(int(payload["e"]), tz=now.tzinfo),  # type: ignore[call-overload]
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LinkError("链接无效") from exc
+
+
+def signin_token(
+    secret: bytes, *, shop_id: int, staff_id: int, now: datetime, ttl: timedelta
+) -> str:
+    """A one-time link that signs one person of one shop into the web chat."""
+    payload = {
+        "p": "signin",
+        "s": shop_id,
+        "u": staff_id,
+        "e": int((now + ttl).timestamp()),
+        "n": secrets.token_hex(12),
+    }
+    return _sign(secret, payload)
+
+
+def read_signin(secret: bytes, token: str, *, now: datetime) -> SigninLink:
+    payload = _open(secret, token, now, "signin")
+    try:
+        return SigninLink(
+            shop_id=int(payload["s"]),  # type: ignore[call-overload]
+            staff_id=int(payload["u"]),  # type: ignore[call-overload]
+            expires=datetime.fromtimestamp(int(payload["e"]), tz=now.tzinfo),  # type: ignore[call-overload]
+            nonce=str(payload["n"])[:32],
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise LinkError("链接无效") from exc

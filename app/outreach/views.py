@@ -36,7 +36,8 @@ from app.outreach.service import history_for
 from app.outreach.tiers import Step
 from app.risk.assess import STAGE_LABELS, stage_on
 from app.shops.models import Shop, Staff
-from app.web.views import ClockDep, EngineDep, SettingsDep, link_page, link_refused
+from app.web.deps import ClockDep, EngineDep, SettingsDep
+from app.web.views import link_page, link_refused
 
 router = APIRouter(include_in_schema=False)
 

@@ -21,7 +21,8 @@ from app.reports.charts import DASHBOARD_CHARTS, ChartError, chart_png
 from app.reports.metrics import build_report
 from app.reports.wording import report_labels
 from app.shops.models import Shop
-from app.web.views import ClockDep, EngineDep, SettingsDep, link_page, link_refused
+from app.web.deps import ClockDep, EngineDep, SettingsDep
+from app.web.views import link_page, link_refused
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)

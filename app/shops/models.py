@@ -55,3 +55,23 @@ class StaffIdentity(SQLModel, table=True):
     channel: str = Field(max_length=16)
     external_id: str = Field(max_length=128)
     created_at: datetime
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in web chat (网页版): one person of one shop, in one browser.
+
+    Opened by a one-time sign-in link sent from WeChat; the browser holds a random id in a
+    cookie and only its SHA-256 is stored here, so a copy of the database signs nobody in.
+    The link's nonce is stored with the session it opened: a second use finds it taken.
+    """
+
+    __tablename__ = "web_session"
+
+    id: str = Field(primary_key=True, max_length=64)
+    shop_id: int = Field(foreign_key="shop.id", index=True)
+    staff_id: int = Field(foreign_key="staff.id", index=True)
+    login_nonce: str = Field(max_length=32, unique=True)
+    created_at: datetime
+    expires_at: datetime
+    # Set by 退出网页版, or when the same person signs in anew.
+    ended_at: datetime | None = None

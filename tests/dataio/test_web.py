@@ -18,6 +18,7 @@ from app.main import create_app
 from app.orders.models import Order
 from app.shops.models import Shop
 from tests.dataio.conftest import fingerprint
+from tests.factories import LOCAL
 
 ROWS = [
     ["客户", "电话", "日期", "数量", "金额"],
@@ -30,7 +31,7 @@ ROWS = [
 def client(
     engine: Engine, settings: Settings, clock: FixedClock, shop: Shop
 ) -> Iterator[TestClient]:
-    with TestClient(create_app(settings=settings, engine=engine, clock=clock)) as c:
+    with TestClient(create_app(settings=settings, engine=engine, clock=clock), base_url=LOCAL) as c:
         yield c
 
 
@@ -128,7 +129,7 @@ def test_upload_is_off_when_the_web_chat_is_off(
     write_xlsx: Callable[..., Path],
 ) -> None:
     closed = settings.model_copy(update={"webchat_enabled": False})
-    with TestClient(create_app(settings=closed, engine=engine, clock=clock)) as c:
+    with TestClient(create_app(settings=closed, engine=engine, clock=clock), base_url=LOCAL) as c:
         assert c.get("/import/water").status_code == 404
         status, _, _ = upload(c, write_xlsx(ROWS))
         assert status == 404

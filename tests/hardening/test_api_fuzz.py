@@ -20,6 +20,7 @@ from app.clock import FixedClock
 from app.config import Settings
 from app.main import create_app
 from app.shops.models import Shop
+from tests.factories import LOCAL
 
 # Schemathesis reads the schema when this module is imported, so the app exists from then;
 # each test points it at that test's database, clock and settings (see `fuzz_app`).
@@ -64,13 +65,13 @@ def test_a_shop_ref_of_odd_digits_is_a_404_not_a_500(
     fuzz_app: FastAPI, page: str, ref: str
 ) -> None:
     """Found by the fuzzing: "²".isdigit() is true but int("²") fails (app/shops/service)."""
-    with TestClient(fuzz_app, raise_server_exceptions=False) as client:
+    with TestClient(fuzz_app, raise_server_exceptions=False, base_url=LOCAL) as client:
         assert client.get(page.format(ref)).status_code == 404
 
 
 @pytest.mark.parametrize("ref", ["²", "9" * 40])
 def test_web_chat_with_an_odd_digit_slug_is_a_404_not_a_500(fuzz_app: FastAPI, ref: str) -> None:
-    with TestClient(fuzz_app, raise_server_exceptions=False) as client:
+    with TestClient(fuzz_app, raise_server_exceptions=False, base_url=LOCAL) as client:
         response = client.post(
             f"/api/chat/{ref}", json={"text": "帮助", "client_msg_id": "odd-0001"}
         )

@@ -32,7 +32,7 @@ from app.shops.models import Shop, StaffIdentity
 from app.shops.service import owner_of
 from tests.channels.fake_provider import FakeProvider
 from tests.conftest import TEST_TODAY, ChatDriver
-from tests.factories import add_orders, make_customer, make_shop
+from tests.factories import LOCAL, add_orders, make_customer, make_shop
 from tests.web.test_tap_links import delivered_items, list_path
 
 # Names the chat keeps whole (a space or comma separates a name from a phone or address).
@@ -119,7 +119,9 @@ def test_a_2000_character_name_is_refused_and_nothing_is_stored(
         chat.say("0")  # decline any question
     assert stored(engine, shop) == {}
     # The web chat refuses the oversized message outright.
-    with TestClient(create_app(settings=settings, engine=engine, clock=clock)) as client:
+    with TestClient(
+        create_app(settings=settings, engine=engine, clock=clock), base_url=LOCAL
+    ) as client:
         body = {"text": f"新客户 {long_name}", "client_msg_id": "long0001"}
         response = client.post(f"/api/chat/{shop.slug}", json=body)
     assert response.status_code == 422
@@ -169,7 +171,7 @@ def sent_digest(
 
 @pytest.fixture
 def client(engine: Engine, settings: Settings, clock: FixedClock) -> Iterator[TestClient]:
-    with TestClient(create_app(settings=settings, engine=engine, clock=clock)) as c:
+    with TestClient(create_app(settings=settings, engine=engine, clock=clock), base_url=LOCAL) as c:
         yield c
 
 

@@ -48,11 +48,12 @@ from tests.channels.test_wecom_callback import bind
 from tests.channels.test_wecom_callback import send as wecom_send
 from tests.channels.wire import OfficialAccountSide, WeComSide, field_of
 from tests.conftest import TEST_TODAY, ChatDriver
-from tests.factories import add_orders, make_customer, make_shop
+from tests.factories import LOCAL, add_orders, make_customer, make_shop
 from tests.web.test_tap_links import build_digest_for, delivered_items
 
 runner = CliRunner()
 THIS = "tests/hardening/test_tenants.py"
+SIGNIN = "tests/web/test_signin.py"
 
 # Every (method, path) the app serves -> the tests that try it across shops ("module::test";
 # a bare name is a test in this module). Framework pages carry no shop data at all.
@@ -64,13 +65,23 @@ ROUTE_CASES: dict[tuple[str, str], list[str]] = {
     ("GET", "/healthz"): ["test_framework_and_health_routes_carry_no_shop_data"],
     ("MOUNT", "/static"): ["test_static_files_serve_no_data_and_no_traversal"],
     ("GET", "/"): ["test_webchat_routes_are_all_off_when_webchat_is_disabled"],
-    ("GET", "/chat/{slug}"): ["test_webchat_routes_are_all_off_when_webchat_is_disabled"],
+    ("GET", "/chat/{slug}"): [
+        "test_webchat_routes_are_all_off_when_webchat_is_disabled",
+        f"{SIGNIN}::test_a_signed_in_browser_cannot_reach_another_shop",
+    ],
     ("POST", "/api/chat/{slug}"): [
         "test_webchat_routes_are_all_off_when_webchat_is_disabled",
         "test_web_chat_message_ids_never_cross_shops",
+        f"{SIGNIN}::test_a_signed_in_browser_cannot_reach_another_shop",
     ],
-    ("GET", "/import/{slug}"): ["test_webchat_routes_are_all_off_when_webchat_is_disabled"],
-    ("POST", "/import/{slug}"): ["test_webchat_routes_are_all_off_when_webchat_is_disabled"],
+    ("GET", "/import/{slug}"): [
+        "test_webchat_routes_are_all_off_when_webchat_is_disabled",
+        f"{SIGNIN}::test_a_signed_in_browser_cannot_reach_another_shop",
+    ],
+    ("POST", "/import/{slug}"): [
+        "test_webchat_routes_are_all_off_when_webchat_is_disabled",
+        f"{SIGNIN}::test_a_signed_in_browser_cannot_reach_another_shop",
+    ],
     ("POST", "/import/{slug}/confirm"): [
         "test_webchat_routes_are_all_off_when_webchat_is_disabled",
         "test_an_import_token_from_shop_a_does_not_confirm_in_shop_b",
@@ -93,6 +104,14 @@ ROUTE_CASES: dict[tuple[str, str], list[str]] = {
     ],
     ("GET", "/d/{token}"): ["test_list_links_crossed_between_shops_are_refused"],
     ("GET", "/r/{token}"): ["test_a_report_link_shows_only_its_own_shop"],
+    ("GET", "/login/{token}"): [
+        f"{SIGNIN}::test_a_link_naming_a_person_of_another_shop_signs_nobody_in",
+        f"{SIGNIN}::test_forged_or_damaged_sign_in_links_are_refused",
+    ],
+    ("POST", "/login/{token}"): [
+        f"{SIGNIN}::test_a_signed_in_browser_cannot_reach_another_shop",
+        f"{SIGNIN}::test_a_link_naming_a_person_of_another_shop_signs_nobody_in",
+    ],
 }
 
 
@@ -176,7 +195,8 @@ def a_chat(world: World) -> ChatDriver:
 @pytest.fixture
 def client(world: World) -> Iterator[TestClient]:
     with TestClient(
-        create_app(settings=world.settings, engine=world.engine, clock=world.clock)
+        create_app(settings=world.settings, engine=world.engine, clock=world.clock),
+        base_url=LOCAL,
     ) as c:
         yield c
 
@@ -488,7 +508,9 @@ def test_webchat_routes_are_all_off_when_webchat_is_disabled(world: World, tmp_p
     closed = world.settings.model_copy(update={"webchat_enabled": False})
     upload = tmp_path / "orders.csv"
     upload.write_text("客户,日期,数量\n王姐,2026-06-01,2\n", encoding="utf-8")
-    with TestClient(create_app(settings=closed, engine=world.engine, clock=world.clock)) as c:
+    with TestClient(
+        create_app(settings=closed, engine=world.engine, clock=world.clock), base_url=LOCAL
+    ) as c:
         for slug in ("shop-a", "demo"):
             assert c.get("/").status_code == 404
             assert c.get(f"/chat/{slug}").status_code == 404

@@ -7,12 +7,16 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from playwright.sync_api import sync_playwright
+
+from app.config import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -105,3 +109,50 @@ def phone_context(chromium_browser):
         yield context
     finally:
         context.close()
+
+
+@dataclass
+class Served:
+    app: FastAPI
+    settings: Settings
+    base_url: str  # always loopback
+
+
+@pytest.fixture
+def serve(engine, clock, demo_shop, settings):
+    """serve(host) -> the real app on uvicorn bound to `host`, reached over 127.0.0.1."""
+    from app.main import create_app
+
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(host: str) -> Served:
+        port = _free_port()
+        # The public URL is where links point: this server, as phones would reach it.
+        public_url = f"http://127.0.0.1:{port}"
+        configured = settings.model_copy(
+            update={"host": host, "port": port, "public_url": public_url}
+        )
+        app = create_app(settings=configured, engine=engine, clock=clock)
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="auto")
+        )
+        thread = threading.Thread(target=server.run, name=f"huitou-{host}", daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        base_url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 15
+        while True:
+            assert thread.is_alive(), "the server thread died while starting"
+            if server.started:
+                try:
+                    httpx.get(f"{base_url}/healthz", timeout=1.0).raise_for_status()
+                    return Served(app=app, settings=configured, base_url=base_url)
+                except httpx.HTTPError:
+                    pass
+            assert time.monotonic() < deadline, f"no answer on {base_url} within 15 s"
+            time.sleep(0.05)
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(timeout=10)

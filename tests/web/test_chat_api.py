@@ -15,13 +15,14 @@ from app.db import read_session
 from app.main import create_app
 from app.orders.models import Order
 from app.shops.models import Shop
+from tests.factories import LOCAL
 
 
 @pytest.fixture
 def client(
     engine: Engine, settings: Settings, clock: FixedClock, demo_shop: Shop
 ) -> Iterator[TestClient]:
-    with TestClient(create_app(settings=settings, engine=engine, clock=clock)) as c:
+    with TestClient(create_app(settings=settings, engine=engine, clock=clock), base_url=LOCAL) as c:
         yield c
 
 
@@ -103,7 +104,7 @@ def test_webchat_can_be_turned_off(
     engine: Engine, settings: Settings, clock: FixedClock, demo_shop: Shop
 ) -> None:
     closed = settings.model_copy(update={"webchat_enabled": False})
-    with TestClient(create_app(settings=closed, engine=engine, clock=clock)) as c:
+    with TestClient(create_app(settings=closed, engine=engine, clock=clock), base_url=LOCAL) as c:
         assert c.get("/chat/demo").status_code == 404
         assert (
             c.post(

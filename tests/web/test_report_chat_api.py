@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from app.clock import FixedClock
 from app.config import Settings
 from app.main import create_app
-from tests.factories import add_orders, make_customer, make_shop
+from tests.factories import LOCAL, add_orders, make_customer, make_shop
 
 
 def test_chart_command_returns_a_png_data_url(
@@ -22,7 +22,7 @@ def test_chart_command_returns_a_png_data_url(
     shop = make_shop(engine, clock, slug="pic")
     person = make_customer(engine, clock, shop, "王姐")
     add_orders(engine, clock, shop, person, [date(2026, 4, 1), date(2026, 5, 1)])
-    client = TestClient(create_app(settings=settings, engine=engine, clock=clock))
+    client = TestClient(create_app(settings=settings, engine=engine, clock=clock), base_url=LOCAL)
     body = {"text": "统计图", "client_msg_id": "chart-00000001"}
     answer = client.post("/api/chat/pic", json=body).json()
     assert answer["replies"][0]["text"].startswith("📈 2026年6月统计图")
@@ -51,7 +51,7 @@ def test_without_the_cjk_font_the_chart_reply_keeps_its_text_and_link(
 
     monkeypatch.setattr(charts, "_setup", no_font)
     make_shop(engine, clock, slug="pic")
-    client = TestClient(create_app(settings=settings, engine=engine, clock=clock))
+    client = TestClient(create_app(settings=settings, engine=engine, clock=clock), base_url=LOCAL)
     body = {"text": "统计图", "client_msg_id": "chart-00000002"}
     answer = client.post("/api/chat/pic", json=body)
     assert answer.status_code == 200

@@ -354,6 +354,14 @@
             }
           );
         }
+        if (res.status === 401) {
+          /* Signed out (退出网页版, expired): leave no conversation behind on this device. */
+          try {
+            window.sessionStorage.removeItem(STORAGE_KEY);
+          } catch (e) {
+            /* storage unavailable */
+          }
+        }
         if (res.status >= 400 && res.status < 500) {
           return res.json().then(
             function (body) {
