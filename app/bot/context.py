@@ -53,6 +53,8 @@ class SideOutput:
 
     settings: Settings | None = None
     images: list[ChatImage] = field(default_factory=list)
+    # The capture this one is nested in (it sees the images too).
+    parent: SideOutput | None = None
 
 
 _SIDE_OUTPUT: ContextVar[SideOutput | None] = ContextVar("huitou_side_output", default=None)
@@ -61,7 +63,7 @@ _SIDE_OUTPUT: ContextVar[SideOutput | None] = ContextVar("huitou_side_output", d
 @contextmanager
 def capture_side_output(settings: Settings | None = None) -> Iterator[SideOutput]:
     """Collect the images of messages handled inside this block (and lend them `settings`)."""
-    side = SideOutput(settings=settings)
+    side = SideOutput(settings=settings, parent=_SIDE_OUTPUT.get())
     token = _SIDE_OUTPUT.set(side)
     try:
         yield side
@@ -105,8 +107,9 @@ class BotContext:
         """Send `image` after this message's replies, on channels that can show pictures."""
         self.images.append(image)
         side = _SIDE_OUTPUT.get()
-        if side is not None:
+        while side is not None:
             side.images.append(image)
+            side = side.parent
 
     def service_settings(self) -> Settings:
         """The settings links are signed with: given, lent by the channel, or the process's."""

@@ -1,14 +1,12 @@
 """The owner's monthly report: churn, loss reasons, process, win-backs, money, the weekly list.
 
-Every figure is defined in docs/reports.md. Each is a handful of set-based queries for the
-shop — the owner's lost/recovered marks (few), GROUP BYs over follow-ups, a histogram of
-first-order dates from the per-customer summary — never a per-customer loop: the cost grows
-with the number of marks and contacts, not with the length of the order history.
+Every figure is defined in docs/reports.md. Churn comes from app/reports/losses.py (the
+shop's order days, summaries and marks, read once: lost whether or not the owner marked
+anyone); the rest is GROUP BYs over follow-ups and a histogram of first-order dates.
 """
 
 from __future__ import annotations
 
-import bisect
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -16,7 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row, Select, bindparam, case, func, literal
+from sqlalchemy import Select, bindparam, case, func
 from sqlalchemy import select as core_select
 from sqlmodel import Session, select
 
@@ -29,7 +27,8 @@ from app.events.models import Event
 from app.orders.models import Order
 from app.outreach.models import FollowUp
 from app.outreach.service import policy_for
-from app.outreach.tiers import loss_reason_code, within_48h
+from app.outreach.tiers import within_48h
+from app.reports.losses import LossHistory, Mark, loss_history, month_churn
 from app.reports.monthly import (
     MonthSummary,
     first_order_days,
@@ -59,25 +58,6 @@ _C = _CUSTOMERS.c
 
 # Built once, with bind parameters: composing each query per report cost about as much as
 # running it on a small shop.
-_MARKED = (
-    core_select(_EVENTS.c.customer_id)
-    .where(_EVENTS.c.shop_id == bindparam("shop"), _EVENTS.c.kind == "outcome")
-    .scalar_subquery()
-)
-_MARKED_FIRST_ORDERS = core_select(_S.customer_id, _S.first_order_on).where(
-    _S.shop_id == bindparam("shop"), _S.customer_id.in_(_MARKED), _S.first_order_on.is_not(None)
-)
-_UNMARKED = (
-    core_select(func.count())
-    .select_from(_SUMMARIES.join(_CUSTOMERS, _C.id == _S.customer_id))
-    .where(
-        _S.shop_id == bindparam("shop"),
-        _S.lost_on >= bindparam("first"),
-        _S.lost_on <= bindparam("last"),
-        # NOT IN (?, ?): an expanding list is rewritten on every execution.
-        _C.status.not_in([literal("lost"), literal("forgotten")]),
-    )
-)
 # Warning episodes (a customer's warning day) of the month, with their first contact.
 _EPISODES = (
     core_select(_F.customer_id, _F.warning_on, func.min(_F.first_contact_at))
@@ -135,18 +115,6 @@ _ORDERS_SINCE = core_select(_O.customer_id, _O.order_date, _O.amount_cents).wher
     _O.customer_id.in_(bindparam("ids", expanding=True)),
     _O.order_date >= bindparam("since"),
 )
-
-
-@dataclass(frozen=True)
-class Mark:
-    """One live (not undone) lost/recovered mark the owner or an order recorded."""
-
-    customer_id: int
-    day: date  # the shop's local date
-    occurred_at: datetime
-    outcome: str  # "lost" | "recovered"
-    reason: str | None  # the owner's label (价格, 搬家/倒闭 …), lost marks only
-    unavoidable: bool  # moved away or closed down
 
 
 @dataclass(frozen=True)
@@ -288,7 +256,7 @@ class ShopReport:
     reasons_month: list[ReasonCount]
     quarter: tuple[int, int]  # (year, quarter 1-4) containing the month
     reasons_quarter: list[ReasonCount]
-    unmarked_lost: int  # past the engine's "lost" date in the month, not marked by the owner
+    unmarked_lost: int  # lost in the month with no reason recorded (原因未记)
     process: Process
     by_tier: list[WinBack]
     by_reason: list[WinBack]
@@ -319,34 +287,17 @@ class ChatReport:
     money: Money
 
 
-def read_marks(session: Session, shop: Shop, *, until: datetime) -> list[Mark]:
-    """The shop's live lost/recovered marks before `until`, oldest first (one query)."""
+def read_marks(session: Session, shop: Shop, *, today: date) -> list[Mark]:
+    """Every loss and return of the shop's customers up to today, oldest first."""
+    return _history(session, shop, today).marks
+
+
+def _history(session: Session, shop: Shop, today: date) -> LossHistory:
+    """loss_history over the owner's marks up to the end of `today`."""
     assert shop.id is not None
-    return _marks(outcome_marks(session, shop.id, until=until), ZoneInfo(shop.timezone))
-
-
-def _marks(rows: Sequence[Row[Any]], tz: ZoneInfo) -> list[Mark]:
-    """Lost/recovered marks from outcome_marks rows (the same events month_summary reads)."""
-    marks: list[Mark] = []
-    for row in rows:
-        data = row.data or {}
-        outcome = data.get("outcome")
-        if outcome not in ("lost", "recovered"):
-            continue
-        moment = from_utc(row.occurred_at)
-        reason = str(data["reason"]) if outcome == "lost" and data.get("reason") else None
-        marks.append(
-            Mark(
-                customer_id=int(row.customer_id),
-                day=moment.astimezone(tz).date(),
-                occurred_at=moment,
-                outcome=str(outcome),
-                reason=reason,
-                unavoidable=outcome == "lost"
-                and (bool(data.get("unavoidable")) or loss_reason_code(reason) == "moved"),
-            )
-        )
-    return marks
+    until = utc_start(today + timedelta(days=1), ZoneInfo(shop.timezone))
+    rows = outcome_marks(session, shop.id, until=until)
+    return loss_history(session=session, shop=shop, rows=rows, today=today)
 
 
 def _latest(marks: Iterable[Mark]) -> dict[int, Mark]:
@@ -373,59 +324,27 @@ def _lost_between(marks: Sequence[Mark], first: date, last: date) -> list[Mark]:
 
 
 def churn_trend(
-    session: Session,
-    shop: Shop,
-    marks: Sequence[Mark],
+    history: LossHistory,
+    histogram: Sequence[tuple[date, int]],
     months: Sequence[date],
     today: date,
-    histogram: list[tuple[date, int]] | None = None,
 ) -> list[ChurnMonth]:
-    """Lost in each month / customers at its start, for consecutive `months` (first days).
-    `histogram`: first_order_days, when the caller read it already."""
-    assert shop.id is not None
-    conn = session.connection()
-    if histogram is None:
-        histogram = first_order_days(session, shop.id)
-    days = [d for d, _ in histogram]
-    cumulative = [0]
-    for _, n in histogram:
-        cumulative.append(cumulative[-1] + n)
-    first_order: dict[int, date] = {}
-    if marks:
-        for cid, day in lean.run(conn, _MARKED_FIRST_ORDERS, {"shop": shop.id}):
-            first_order[int(cid)] = day
+    """Lost in each month / customers at its start, for `months` (first days), as
+    month_churn counts them. `histogram`: first_order_days."""
     trend: list[ChurnMonth] = []
-    state: dict[int, str] = {}  # customer -> outcome of their latest mark so far
-    position = 0
     for first_day in months:
-        while position < len(marks) and marks[position].day < first_day:
-            state[marks[position].customer_id] = marks[position].outcome
-            position += 1
-        ordered_before = cumulative[bisect.bisect_left(days, first_day)]
-        lost_before = sum(
-            1
-            for cid, outcome in state.items()
-            if outcome == "lost" and cid in first_order and first_order[cid] < first_day
-        )
         last_day = month_end(first_day)
-        in_month: list[Mark] = []
-        while position < len(marks) and marks[position].day <= last_day:
-            in_month.append(marks[position])
-            position += 1
-        latest = _latest(in_month)
-        lost = [m for m in latest.values() if m.outcome == "lost"]
+        churn = month_churn(history, histogram, first_day, last_day)
         trend.append(
             ChurnMonth(
                 first_day=first_day,
                 partial=last_day >= today,
-                customers_at_start=ordered_before - lost_before,
-                lost=len(lost),
-                lost_unavoidable=sum(1 for m in lost if m.unavoidable),
-                recovered=sum(1 for m in latest.values() if m.outcome == "recovered"),
+                customers_at_start=churn.customers_at_start,
+                lost=len(churn.lost),
+                lost_unavoidable=sum(1 for m in churn.lost if m.unavoidable),
+                recovered=churn.recovered,
             )
         )
-        for mark in in_month:
-            state[mark.customer_id] = mark.outcome
     return trend
 
 
@@ -532,9 +451,7 @@ def weekly_list(
     due = due_customers(session=session, shop=shop, today=today)
     worth = [d for d in due if d.customer.value_class != "D"]  # D: never chased (domain §3)
     if marks is None:
-        # Up to the end of today (a mark recorded this very second counts).
-        until = utc_start(today + timedelta(days=1), ZoneInfo(shop.timezone))
-        marks = read_marks(session, shop, until=until)
+        marks = read_marks(session, shop, today=today)
     latest = _latest(marks)  # still lost = their latest mark ever is "lost"
     lost = sorted(
         (m for m in latest.values() if m.outcome == "lost"),
@@ -616,32 +533,29 @@ def _window(shop: Shop, first_day: date, clock: Clock) -> _Window:
     )
 
 
-def _unmarked(session: Session, shop: Shop, month: _Window) -> int:
-    """Past the engine's "lost" date in the month (up to today), not marked by the owner."""
-    days = {"shop": shop.id, "first": month.first_day, "last": min(month.last_day, month.today)}
-    return int(lean.run(session.connection(), _UNMARKED, days).scalar_one() or 0)
+def _unexplained(marks: Sequence[Mark], month: _Window) -> int:
+    """Lost in the month without a reason recorded: the report asks the owner to fill them."""
+    return sum(1 for m in _lost_between(marks, month.first_day, month.last_day) if not m.reason)
 
 
 def _month_marks(
     session: Session, shop: Shop, month: _Window, *, trend_months: int
 ) -> tuple[MonthSummary, list[Mark], list[ChurnMonth]]:
-    """The month's summary, the marks up to its end and the churn trend ending with it:
-    the outcome events and the first-order histogram are read once for all three."""
+    """The month's summary, every loss and return so far, and the churn trend ending with
+    the month: the order days, marks and first-order histogram are read once for all three."""
     assert shop.id is not None
-    # Everything up to the month's end: for this month, all marks so far (none are later).
-    rows = outcome_marks(session, shop.id, until=month.end)
+    history = _history(session, shop, month.today)
     histogram = first_order_days(session, shop.id)
     summary = month_summary(
         session=session,
         shop=shop,
         first_day=month.first_day,
         today=month.today,
-        outcomes=rows,
+        history=history,
         first_orders=histogram,
     )
-    marks = _marks(rows, month.tz)
     months = [month_of(month.first_day, back) for back in range(trend_months - 1, -1, -1)]
-    return summary, marks, churn_trend(session, shop, marks, months, month.today, histogram)
+    return summary, history.marks, churn_trend(history, histogram, months, month.today)
 
 
 def build_report(
@@ -661,7 +575,7 @@ def build_report(
         reasons_month=_reasons(_lost_between(marks, first_day, last_day)),
         quarter=(year, quarter),
         reasons_quarter=_reasons(_lost_between(marks, quarter_first, last_day)),
-        unmarked_lost=_unmarked(session, shop, month),
+        unmarked_lost=_unexplained(marks, month),
         process=_process(session, shop, month, policy_for(shop).respond_within_hours),
         by_tier=_by_tier(session, cohort),
         by_reason=_winback(session, _WINBACK_BY_REASON, cohort, unknown="unknown"),
@@ -679,13 +593,13 @@ def build_chat_report(*, session: Session, shop: Shop, first_day: date, clock: C
     other): two months of trend instead of twelve, no loss reasons by quarter, no win-backs
     by reason or template, no activity per tier, no weekly list."""
     month = _window(shop, first_day, clock)
-    summary, _, trend = _month_marks(session, shop, month, trend_months=2)
+    summary, marks, trend = _month_marks(session, shop, month, trend_months=2)
     cohort = _cohort(shop, month)
     return ChatReport(
         summary=summary,
         month=trend[-1],
         previous=trend[-2],
-        unmarked_lost=_unmarked(session, shop, month),
+        unmarked_lost=_unexplained(marks, month),
         process=_warnings(session, shop, month, policy_for(shop).respond_within_hours),
         by_tier=_by_tier(session, cohort),
         money=_money(session, shop, cohort, month),

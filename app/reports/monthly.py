@@ -3,10 +3,11 @@
 Definitions, shown to the owner with the figures:
 - active customers: ordered at least once in the month;
 - new customers: their first order ever falls in the month;
-- lost / recovered: customers the owner marked so (流失 / 已挽回) during the month, each
-  counted once, by their latest mark in the month; undone marks do not count;
-- customers at the start: ordered before the month began and not marked lost before it
-  (or marked lost and then recovered before it);
+- lost / recovered: whether or not the owner marked anyone (app/reports/losses.py): lost
+  when the engine judges the customer lost or the owner marks them so, back on their next
+  order or the owner's 已挽回; each customer counted once, by their latest change in the
+  month; a loss nobody explained is "原因未记"; undone marks do not count;
+- customers at the start: ordered before the month began and not lost at its start;
 - monthly churn rate = lost in the month / customers at the start (domain.md §7).
 Revenue is money taken: order amounts plus water tickets sold (ticket-paid orders are 0,
 so a ticket is never counted twice); deposits are refundable and not revenue.
@@ -30,6 +31,7 @@ from app.bot.when import month_end
 from app.customers.models import CustomerSummary
 from app.events.models import Event
 from app.orders.models import Order
+from app.reports.losses import LossHistory, loss_history, month_churn
 from app.shops.models import Shop
 
 _O = Order.__table__.c  # type: ignore[attr-defined]
@@ -56,11 +58,6 @@ _FIRST_ORDERS = (
     .where(_S.shop_id == bindparam("shop"), _S.first_order_on.is_not(None))
     .group_by(_S.first_order_on)
 )
-# Of these customers (marked lost before the month), those who had ordered before it.
-_ORDERED_BEFORE = select(func.count()).where(
-    _S.customer_id.in_(bindparam("ids", expanding=True)),
-    _S.first_order_on < bindparam("first"),
-)
 # The shop's outcome marks (lost / recovered) before a moment, oldest first.
 _OUTCOMES = (
     select(_E.id, _E.customer_id, _E.occurred_at, _E.data)
@@ -82,7 +79,7 @@ _TICKETS = select(_E.id, _E.data).where(
 
 @dataclass(frozen=True)
 class ReasonShare:
-    reason: str
+    reason: str | None  # None: nobody recorded why (shown as 原因未记, its own bucket)
     count: int
     share: float  # of all customers lost in the month
 
@@ -139,25 +136,18 @@ def first_order_days(session: Session, shop_id: int) -> list[tuple[date, int]]:
     return sorted((day, int(n)) for day, n in rows)
 
 
-def _latest_outcomes(rows: Sequence[Row[Any]]) -> dict[int, dict[str, Any]]:
-    latest: dict[int, dict[str, Any]] = {}
-    for row in rows:  # oldest first, so the last one seen wins
-        latest[row.customer_id] = row.data
-    return latest
-
-
 def month_summary(
     *,
     session: Session,
     shop: Shop,
     first_day: date,
     today: date,
-    outcomes: Sequence[Row[Any]] | None = None,
+    history: LossHistory | None = None,
     first_orders: Sequence[tuple[date, int]] | None = None,
 ) -> MonthSummary:
     """Figures for the month starting `first_day` (counted up to today when it is this month).
 
-    `outcomes`: the caller's outcome_marks up to the month's end, when it read them already;
+    `history`: the shop's loss_history, when the caller read it already;
     `first_orders`: first_order_days, likewise (the churn trend reads it too).
     """
     assert shop.id is not None
@@ -170,22 +160,15 @@ def month_summary(
     orders, active, revenue, quantity = lean.run(conn, _MONTH_ORDERS, month).one()
     if first_orders is None:
         first_orders = first_order_days(session, shop.id)
-    ordered_before = sum(n for day, n in first_orders if day < first_day)
     new_customers = sum(n for day, n in first_orders if first_day <= day <= last_day)
-    # Outcome marks are few: read them once, up to the month's end, and split at its start.
-    if outcomes is None:
-        outcomes = outcome_marks(session, shop.id, until=end)
-    outcomes_before = _latest_outcomes([r for r in outcomes if _aware(r.occurred_at) < start])
-    # At the start: had ordered before the month and not marked lost (as latest) before it.
-    lost_before = [c for c, d in outcomes_before.items() if d.get("outcome") == "lost"]
-    if lost_before:
-        lost_params = {"ids": lost_before, "first": first_day}
-        ordered_before -= lean.run(conn, _ORDERED_BEFORE, lost_params).scalar_one()
-    in_month = _latest_outcomes([r for r in outcomes if _aware(r.occurred_at) >= start])
-    lost = {c: d for c, d in in_month.items() if d.get("outcome") == "lost"}
-    recovered = sum(1 for d in in_month.values() if d.get("outcome") == "recovered")
-    counts = Counter(str(d.get("reason") or "其他") for d in lost.values())
-    reasons = [ReasonShare(reason=r, count=n, share=n / len(lost)) for r, n in counts.most_common()]
+    if history is None:
+        rows = outcome_marks(session, shop.id, until=utc_start(today + timedelta(days=1), tz))
+        history = loss_history(session=session, shop=shop, rows=rows, today=today)
+    churn = month_churn(history, first_orders, first_day, last_day)
+    counts = Counter(m.reason for m in churn.lost)
+    reasons = [
+        ReasonShare(reason=r, count=n, share=n / len(churn.lost)) for r, n in counts.most_common()
+    ]
     tickets = live_rows(session, shop.id, _TICKETS, {"shop": shop.id, "since": start, "until": end})
     tickets_sold = sum(
         int(row.data.get("amount_cents") or 0)
@@ -203,8 +186,8 @@ def month_summary(
         tickets_sold_cents=tickets_sold,
         active_customers=int(active),
         new_customers=int(new_customers),
-        lost=len(lost),
+        lost=len(churn.lost),
         reasons=reasons,
-        recovered=recovered,
-        customers_at_start=int(ordered_before),
+        recovered=churn.recovered,
+        customers_at_start=churn.customers_at_start,
     )

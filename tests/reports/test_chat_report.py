@@ -30,8 +30,8 @@ def test_this_month_text(scenario: Scenario) -> None:
     reply = scenario.say("本月统计")
     assert reply.startswith("📊 2026年6月(到6月17日)")
     # The existing summary, with the definition of the churn rate.
-    assert "月流失率 33.3%(本月标记流失 3 位 ÷ 月初老客户 9 位)" in reply
-    assert "月初老客户 = 月初之前下过单、当时没被标记流失的客户。" in reply
+    assert "月流失率 33.3%(本月流失 3 位 ÷ 月初老客户 9 位)" in reply
+    assert "月初老客户 = 月初之前下过单、当时没流失的客户。" in reply
     assert "· 价格 2位(67%)" in reply and "· 搬家/倒闭 1位(33%)" in reply
     # Avoidable vs moved/closed, and last month to compare with.
     assert "其中能挽回的 2 位,搬家/倒闭 1 位" in reply
@@ -123,7 +123,7 @@ def test_chat_report_on_the_demo_shop(
 def test_last_month_text(scenario: Scenario) -> None:
     reply = scenario.say("上月统计")
     assert reply.startswith("📊 2026年5月\n")
-    assert "月流失率 10.0%(本月标记流失 1 位 ÷ 月初老客户 10 位)" in reply
+    assert "月流失率 10.0%(本月流失 1 位 ÷ 月初老客户 10 位)" in reply
     assert "其中能挽回的 1 位,搬家/倒闭 0 位" in reply
     assert "🤝 本月还没联系过要挽回的客户" in reply
 

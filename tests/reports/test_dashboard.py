@@ -62,7 +62,7 @@ def test_dashboard_shows_the_shops_month(
     page = response.text
     assert "测试水站" in page and "2026年6月 报表" in page
     assert "33.3%" in page and "本月流失 3 位 ÷ 月初老客户 9 位" in page
-    assert "月流失率 = 本月标记流失的客户 ÷ 月初老客户" in page  # the definition
+    assert "月流失率 = 本月流失的客户 ÷ 月初老客户" in page  # the definition
     assert page.count('data-testid="chart"') == 5
     assert page.count("data:image/png;base64,") == 5
     assert "二级·电话" in page  # win-back by template

@@ -9,13 +9,15 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from app.clock import FixedClock
+from app.config import Settings
 from app.customers.models import Customer, CustomerSummary
 from app.db import read_session, write_session
 from app.orders.models import Order
 from app.reports.metrics import ShopReport, build_report, weekly_list
 from app.reports.monthly import first_order_days, month_summary
 from app.shops.models import Shop
-from tests.factories import make_customer, make_shop
+from tests.conftest import ChatDriver
+from tests.factories import add_orders, make_customer, make_shop
 from tests.reports.conftest import Scenario
 
 JUNE = date(2026, 6, 1)
@@ -208,40 +210,37 @@ def test_weekly_list_skips_d_class_and_takes_ten(
     assert at_risk == sorted(at_risk, reverse=True)
 
 
-def test_unmarked_lost_counts_only_this_month_up_to_today(
+def test_losses_without_a_reason_count_this_month_up_to_today(
     engine: Engine, clock: FixedClock
 ) -> None:
+    """Nobody marked 甲 or 乙: the engine's lost day makes them lost in June, reason unknown."""
     shop = make_shop(engine, clock, slug="quiet")
     cases = {
-        "甲": (date(2026, 6, 10), "active"),  # counted
-        "乙": (date(2026, 6, 17), "active"),  # counted: today
-        "丙": (date(2026, 6, 20), "active"),  # later this month: not yet
-        "丁": (date(2026, 5, 30), "active"),  # last month
-        "戊": (date(2026, 6, 3), "lost"),  # the owner marked them: in the churn rate instead
+        "甲": date(2026, 6, 10),  # counted
+        "乙": date(2026, 6, 17),  # counted: today
+        "丙": date(2026, 6, 20),  # later this month: not yet
+        "丁": date(2026, 5, 30),  # last month
+        "戊": date(2026, 6, 3),  # the owner gave the reason: not "原因未记"
     }
     people = {name: make_customer(engine, clock, shop, name) for name in cases}
+    for name in cases:
+        add_orders(engine, clock, shop, people[name], [date(2026, 3, 1)])
+    chat = ChatDriver(engine=engine, settings=Settings(), clock=clock, shop_ref="quiet")
+    chat.say("戊 流失 价格")  # today; the engine's day (set below) is 6/3
     with write_session(engine) as session:
-        for name, (lost_on, status) in cases.items():
-            customer = session.get(Customer, people[name].id)
-            assert customer is not None
-            customer.status = status
-            session.add(customer)
-            summary = session.exec(
-                select(CustomerSummary).where(CustomerSummary.customer_id == customer.id)
-            ).first()
-            if summary is None:
-                summary = CustomerSummary(
-                    customer_id=customer.id,  # type: ignore[arg-type]
-                    shop_id=shop.id,  # type: ignore[arg-type]
-                    updated_at=clock.now(),
-                )
+        for name, lost_on in cases.items():
+            summary = session.get(CustomerSummary, people[name].id)
+            assert summary is not None
             summary.lost_on = lost_on
             session.add(summary)
     with read_session(engine) as session:
         fresh = session.get(Shop, shop.id)
         assert fresh is not None
         report = build_report(session=session, shop=fresh, first_day=JUNE, clock=clock)
+    assert report.month.lost == 3  # 甲, 乙, 戊
     assert report.unmarked_lost == 2
+    assert [(r.reason, r.count) for r in report.reasons_month] == [(None, 2), ("价格", 1)]
+    assert report.previous is not None and report.previous.lost == 1  # 丁
 
 
 def test_empty_shop(engine: Engine, clock: FixedClock) -> None:
