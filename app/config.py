@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     templates_dir: Path = Field(default=PROJECT_ROOT / "message_templates")
     # Load the demo shop when the database holds no shop at all.
     demo_on_empty: bool = True
+    # Load it with six months of use lived day by day (digests, answers, win-backs; about
+    # half a minute), so reports show real figures on first start; false: its orders only.
+    demo_past: bool = True
     # The web chat and upload page (owner pages). Without a sign-in they answer only when the
     # server listens on loopback alone, the public URL is loopback too, and the request came
     # straight from this machine (no proxy header); otherwise they require a session opened

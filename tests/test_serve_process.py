@@ -154,6 +154,8 @@ def launcher(database_url: str, tmp_path: Path) -> Iterator[Launcher]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUITOU_")}
     env["HUITOU_TODAY"] = TODAY
     env["PYTHONUNBUFFERED"] = "1"
+    # The demo's lived past takes half a minute per start; tests/demo/test_past.py covers it.
+    env["HUITOU_DEMO_PAST"] = "false"
     if PG_URL:
         env["HUITOU_DATABASE_URL"] = database_url  # migrated and emptied by the fixture
         server_url = database_url
