@@ -189,6 +189,19 @@ class WeChatApi:
             unreachable_is_unavailable=True,
         )
 
+    def get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+        """GET with `params` (a read: WeCom's contact lookups), the same token refresh."""
+        return self._with_token(
+            lambda token: request_json(
+                self.http,
+                "GET",
+                f"{self.base}{path}",
+                params={"access_token": token, **params},
+                backoff_seconds=self.backoff_seconds,
+            ),
+            unreachable_is_unavailable=False,
+        )
+
     def upload(
         self, path: str, *, params: dict[str, str], filename: str, content: bytes, mime: str
     ) -> dict[str, Any]:

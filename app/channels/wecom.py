@@ -2,7 +2,8 @@
 
 Callback: URL verification (encrypted echostr), msg_signature over the ciphertext, AES;
 texts go to the bot, `template_card_event` taps to the outcome recorder (then the card is
-updated to show the choice), `change_external_contact` deletions become a risk signal.
+updated to show the choice); `change_external_contact`: an added or edited contact is
+linked to its customer (app.channels.contacts), a deleted one becomes a risk signal.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from app.channels.callback import (
     signature,
     text_reply,
 )
+from app.channels.contacts import contact_changed
 from app.channels.dispatch import Inbound, answer_tap, contact_deleted, guide
 from app.channels.limits import Verdict, limiter_of
 from app.channels.media import answer_text_with_pictures, upload_image
@@ -43,6 +45,8 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "wecom"
 DELETED_CONTACT = frozenset({"del_follow_user", "del_external_contact"})
+# A contact added, or its remark edited: linked to the customer it is (app.channels.contacts).
+LINKED_CONTACT = frozenset({"add_external_contact", "edit_external_contact"})
 MARKDOWN_MAX_BYTES = 2000
 # WeCom deduplicates a repeated identical message within this many seconds.
 DUPLICATE_CHECK_SECONDS = 4 * 3600
@@ -51,7 +55,8 @@ router = APIRouter()
 
 
 class WeComClient(ApiClient):
-    """The WeCom server API for one app: token, message/send, update_template_card."""
+    """The WeCom server API for one app: token, message/send, update_template_card, and the
+    external-contact reads that link customers (app.channels.contacts)."""
 
     @staticmethod
     def api_base(settings: Settings) -> str:
@@ -96,6 +101,15 @@ class WeComClient(ApiClient):
         return self.send(
             touser, {"msgtype": "image", "image": {"media_id": media_id}}, dedupe=False
         )
+
+    def external_contact(self, external_userid: str) -> dict[str, Any]:
+        """externalcontact/get: the contact, and each staff member's remark and mobiles for it."""
+        return self.api.get("/cgi-bin/externalcontact/get", {"external_userid": external_userid})
+
+    def external_contact_ids(self, userid: str) -> list[str]:
+        """externalcontact/list: the external ids of one staff member's customer contacts."""
+        body = self.api.get("/cgi-bin/externalcontact/list", {"userid": userid})
+        return [str(i) for i in body.get("external_userid") or []]
 
     def update_card(self, touser: str, response_code: str, replace_name: str) -> dict[str, Any]:
         """Turn a tapped card's buttons into one disabled button saying what was chosen."""
@@ -290,16 +304,27 @@ async def receive(request: Request, background: BackgroundTasks) -> Response:
     if kind == "event" and event == "change_external_contact":
         change = fields.get("ChangeType", "")
         external = fields.get("ExternalUserID", "")
+        sender_staff = fields.get("UserID", "") or sender
+        # Events of two contacts in the same second share sender, time and type: the
+        # contact's id tells them apart (a redelivery still has the same key).
+        key = f"{inbound.message_key}:{external}"[:160]
         if change in DELETED_CONTACT and external:
-            sender_staff = fields.get("UserID", "") or sender
             matched = contact_deleted(
                 engine=engine,
                 clock=clock,
-                inbound=Inbound(CHANNEL, sender_staff, inbound.message_key, ""),
+                inbound=Inbound(CHANNEL, sender_staff, key, ""),
                 external_userid=external,
                 change_type=change,
             )
             log.info("wecom %s for %s: %d customer(s) flagged", change, external, matched)
+        elif change in LINKED_CONTACT and external:
+            # After the answer: reading the contact is a call to WeCom, which wants its 5 s.
+            background.add_task(
+                contact_changed, engine=engine, templates_dir=settings.templates_dir,
+                clock=clock, api=wecom_client(request), staff_userid=sender_staff,
+                external_userid=external, message_key=key, change_type=change,
+                ttl_seconds=settings.pending_ttl_seconds,
+            )  # fmt: skip
         return PlainTextResponse("")
     if kind == "event" and event in {"subscribe", "enter_agent"}:
         return reply(guide(engine=engine, settings=settings, clock=clock, inbound=inbound))

@@ -274,7 +274,7 @@ def score_arrays(
         _threshold_t(rhythm.mu, sd, df, odds, config.at_risk_probability),
     )
     lost_t = np.minimum(
-        ratio_t(config.lost_ratio, 0),
+        ratio_t(config.lost_ratio, config.lost_extra_days),
         _threshold_t(rhythm.mu, sd, df, odds, config.lost_probability),
     )
     paused = facts.paused_effective_days

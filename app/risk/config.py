@@ -24,6 +24,22 @@ DEFAULT_SIGNAL_WEIGHTS: dict[str, float] = {
     "deposit_refunded": 4.0,
 }
 
+# An industry's defaults, under whatever the shop's own settings say. Read at every build, not
+# copied into settings, so a shop created before a default existed has it too. Car service
+# (domain §2, §3): counted from the service cycle, yellow at cycle + 30 days, red at + 90,
+# lost past six months overdue and never within six months of a visit; its CLV tiers
+# (diamond > 80k yuan) value a customer over the years a car is serviced, not one year.
+INDUSTRY_RISK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "car": {
+        "default_interval_days": 120.0,
+        "quiet_extra_days": 30,
+        "at_risk_extra_days": 90,
+        "lost_extra_days": 180,
+        "lost_min_days": 180,
+        "clv_horizon_days": 5 * 365,
+    },
+}
+
 
 @dataclass(frozen=True)
 class RiskConfig:
@@ -35,9 +51,11 @@ class RiskConfig:
     at_risk_ratio: float = 2.0  # red
     lost_ratio: float = 3.0
     lost_min_days: int = 60
-    # Car packs count from the service cycle: yellow at cycle + 30 days, red at + 90.
+    # Car packs count from the service cycle: yellow at cycle + 30 days, red at + 90, lost
+    # at + 180 (or the ratio, whichever comes first; 0 = the ratio alone).
     quiet_extra_days: int = 0
     at_risk_extra_days: int = 0
+    lost_extra_days: int = 0
     quiet_probability: float = 0.5  # yellow also when churn_probability reaches this
     at_risk_probability: float = 0.75
     lost_probability: float = 0.95
@@ -57,7 +75,8 @@ class RiskConfig:
             raise ValueError("horizons must be at least one day")
         if self.default_interval_days <= 0 or self.lost_min_days < 0:
             raise ValueError("default_interval_days must be > 0 and lost_min_days >= 0")
-        if min(self.quiet_extra_days, self.at_risk_extra_days, self.recalled_watch_days) < 0:
+        offsets = (self.quiet_extra_days, self.at_risk_extra_days, self.lost_extra_days)
+        if min(*offsets, self.recalled_watch_days) < 0:
             raise ValueError("day offsets must not be negative")
         if self.seasonality not in ("none", "auto", "water"):
             raise ValueError(f"unknown seasonality {self.seasonality!r}")
@@ -66,10 +85,12 @@ class RiskConfig:
             raise ValueError(f"unknown signal weights: {sorted(unknown)}")
 
     @classmethod
-    def from_settings(cls, settings: dict[str, Any]) -> RiskConfig:
-        """Build from a shop's settings; unknown keys belong to other features and are ignored."""
+    def from_settings(cls, settings: dict[str, Any], industry: str | None = None) -> RiskConfig:
+        """Build from a shop's settings over its industry's defaults; unknown keys belong to
+        other features and are ignored."""
         names = {f.name for f in fields(cls)}
-        known = {k: v for k, v in settings.items() if k in names}
+        merged = {**INDUSTRY_RISK_DEFAULTS.get(industry or "", {}), **settings}
+        known = {k: v for k, v in merged.items() if k in names}
         if "signal_weights" in known:
             known["signal_weights"] = {**DEFAULT_SIGNAL_WEIGHTS, **known["signal_weights"]}
         return cls(**known)

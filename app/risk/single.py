@@ -479,7 +479,8 @@ def score_one(
         _threshold_t(mu, sd, df, odds, config.at_risk_probability),
     )
     lost_t = _min(
-        ratio_t(config.lost_ratio, 0), _threshold_t(mu, sd, df, odds, config.lost_probability)
+        ratio_t(config.lost_ratio, config.lost_extra_days),
+        _threshold_t(mu, sd, df, odds, config.lost_probability),
     )
     check_day = ck.day_past(at_last, yellow_t + paused)
     red_day = ck.day_past(at_last, red_t + paused)

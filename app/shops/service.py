@@ -16,15 +16,12 @@ from app.shops.models import INDUSTRIES, Shop, Staff, StaffIdentity
 BINDING_CODE_TTL = timedelta(hours=24)
 LOCAL_OWNER_ID = "local-owner"
 
-# Per-industry defaults a shop starts with; the owner can change any of them later.
+# Per-industry defaults a shop starts with; the owner can change any of them later. The car
+# pack's risk thresholds (service cycle, CLV horizon) are app.risk.config's industry
+# defaults instead: read at every assessment, so car shops created earlier get them too.
 INDUSTRY_DEFAULTS: dict[str, dict[str, Any]] = {
     "water": {"unit": "桶", "unit_price_cents": 1800, "default_interval_days": 20.0},
-    "car": {
-        "unit": "次",
-        "unit_price_cents": None,
-        "default_interval_days": 120.0,
-        "lost_min_days": 180,
-    },
+    "car": {"unit": "次", "unit_price_cents": None},
     "retail": {"unit": "单", "unit_price_cents": None, "default_interval_days": 30.0},
 }
 

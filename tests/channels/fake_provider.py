@@ -52,6 +52,8 @@ class FakeProvider:
     url: str = ""
     # media_id handed out per upload, in order
     media_ids: list[str] = field(default_factory=list)
+    # WeCom customer contacts, external_userid -> externalcontact/get's answer
+    contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def token(self) -> str:
@@ -60,6 +62,33 @@ class FakeProvider:
     def expire_token(self) -> None:
         """The provider forgets the current token (expiry, or another holder refreshed)."""
         self.token_number += 1
+
+    def add_contact(
+        self, external_userid: str, name: str, *, userid: str, remark: str = "",
+        mobiles: tuple[str, ...] = (), description: str = "",
+    ) -> None:  # fmt: skip
+        """A customer contact of staff member `userid`, as WeCom keeps it (again: edited)."""
+        self.contacts[external_userid] = {
+            "external_contact": {
+                "external_userid": external_userid, "name": name, "type": 1,
+                "avatar": "http://wx.qlogo.cn/mmhead/x/0", "gender": 1,
+            },
+            "follow_user": [
+                {
+                    "userid": userid, "remark": remark, "description": description,
+                    "createtime": 1718582400, "tags": [], "remark_mobiles": list(mobiles),
+                    "add_way": 1, "oper_userid": userid,
+                }
+            ],
+        }  # fmt: skip
+
+    def sent_texts(self, touser: str) -> list[str]:
+        """The text messages message/send delivered to `touser`."""
+        return [
+            r.json["text"]["content"]
+            for r in self.calls("/cgi-bin/message/send")
+            if r.json["touser"] == touser and r.json["msgtype"] == "text"
+        ]
 
     def script(self, path: str, *answers: tuple[int, dict[str, Any]]) -> None:
         self.scripted.setdefault(path, deque()).extend(answers)
@@ -87,6 +116,8 @@ class FakeProvider:
                 self.media_ids.append(media_id)
                 return 200, {"errcode": 0, "type": "image", "media_id": media_id,
                              "created_at": "1718582400"}  # fmt: skip
+            if request.path.startswith("/cgi-bin/externalcontact/"):
+                return self._contacts(request)
             if request.path.startswith("/cgi-bin/message/"):
                 if request.query.get("access_token") != self.token:
                     return 200, {"errcode": 42001, "errmsg": "access_token expired"}
@@ -103,6 +134,27 @@ class FakeProvider:
                     }
                 }
             return 404, {"errcode": 404}
+
+    def _contacts(self, request: Received) -> tuple[int, dict[str, Any]]:
+        """externalcontact/get and /list, as WeCom answers them."""
+        if request.method != "GET":
+            return 200, {"errcode": 43001, "errmsg": "require GET method"}
+        if request.query.get("access_token") != self.token:
+            return 200, {"errcode": 42001, "errmsg": "access_token expired"}
+        if request.path == "/cgi-bin/externalcontact/get":
+            found = self.contacts.get(request.query.get("external_userid", ""))
+            if found is None:
+                return 200, {"errcode": 84061, "errmsg": "not external contact"}
+            return 200, {"errcode": 0, "errmsg": "ok", **json.loads(json.dumps(found))}
+        if request.path == "/cgi-bin/externalcontact/list":
+            userid = request.query.get("userid", "")
+            ids = [
+                external
+                for external, body in self.contacts.items()
+                if any(f["userid"] == userid for f in body["follow_user"])
+            ]
+            return 200, {"errcode": 0, "errmsg": "ok", "external_userid": ids}
+        return 404, {"errcode": 404}
 
 
 def start(provider: FakeProvider) -> ThreadingHTTPServer:

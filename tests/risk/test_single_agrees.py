@@ -160,6 +160,7 @@ def random_config(rng: random.Random) -> RiskConfig:
         horizon_days=rng.choice([30, 90, 180]),
         quiet_extra_days=30 if car else 0,
         at_risk_extra_days=90 if car else 0,
+        lost_extra_days=180 if car else 0,
         lost_min_days=rng.choice([0, 60]),
         default_interval_days=rng.choice([20.0, 7.0, 120.0]),
         recalled_watch_days=rng.choice([30, 90]),
