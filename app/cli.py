@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 from sqlmodel import col, select
 
+from app.channels.cli import register as register_wecom
 from app.clock import Clock, clock_for
 from app.config import Settings, get_settings
 from app.dataio.cli import register as register_dataio
@@ -44,7 +45,7 @@ def _fail(message: str) -> typer.Exit:
 
 @db_cli.command("upgrade")
 def db_upgrade() -> None:
-    """Create the database or bring it to the latest schema."""
+    """新建数据库,或升级到最新结构。"""
     settings, _ = _runtime()
     upgrade(make_engine(settings.effective_database_url))
     typer.echo("数据库已是最新结构。")
@@ -52,13 +53,20 @@ def db_upgrade() -> None:
 
 @cli.command()
 def demo() -> None:
-    """Load the demo water station (slug `demo`); does nothing if it is already there."""
-    from app.demo.load import load_demo
+    """载入演示送水站(标识 demo);已经有了就不再载入。"""
+    from app.demo.load import DEMO_SLUG, load_demo
+    from app.shops.models import Shop
 
     settings, clock = _runtime()
     engine = make_engine(settings.effective_database_url)
     upgrade(engine)
-    shop, created = load_demo(engine=engine, clock=clock)
+    with read_session(engine) as session:
+        exists = session.exec(select(Shop).where(Shop.slug == DEMO_SLUG)).first() is not None
+    if settings.demo_past and not exists:
+        typer.echo("正在载入演示店铺和它半年的使用记录(约半分钟)…")
+    shop, created = load_demo(
+        engine=engine, clock=clock, past=settings if settings.demo_past else None
+    )
     typer.echo(f"演示店铺{'已载入' if created else '已存在'}:{shop.name}(标识 {shop.slug})")
 
 
@@ -67,7 +75,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="监听地址")] = None,
     port: Annotated[int | None, typer.Option(help="端口")] = None,
 ) -> None:
-    """Upgrade the database, load the demo shop if there is no shop, and serve."""
+    """启动回头客服务(网页聊天和提醒);还没有店铺时先载入演示店铺。"""
     import uvicorn
 
     from app.demo.load import load_demo
@@ -85,7 +93,11 @@ def serve(
     with read_session(engine) as session:
         has_shops = bool(list_shops(session=session))
     if not has_shops and settings.demo_on_empty:
-        shop, _ = load_demo(engine=engine, clock=clock)
+        if settings.demo_past:
+            typer.echo("正在载入演示店铺和它半年的使用记录(约半分钟)…")
+        shop, _ = load_demo(
+            engine=engine, clock=clock, past=settings if settings.demo_past else None
+        )
         typer.echo(f"数据库里还没有店铺,已载入演示店铺:{shop.name}")
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown_host}:{port}"
@@ -123,7 +135,7 @@ def chat(
     message: Annotated[str | None, typer.Argument(help="要发给助手的一句话;不填则进入对话")] = None,
     shop: Annotated[str, typer.Option("--shop", help="店铺标识或编号")] = "demo",
 ) -> None:
-    """Talk to the assistant as the shop owner (console channel)."""
+    """在终端里以店主身份跟助手聊天。"""
     from app.channels.local import deliver_as_owner
 
     settings, clock = _runtime()
@@ -182,7 +194,7 @@ def shop_create(
     industry: Annotated[str, typer.Option(help=f"行业:{'/'.join(INDUSTRIES)}")] = "water",
     slug: Annotated[str | None, typer.Option(help="店铺标识(英文、数字、连字符)")] = None,
 ) -> None:
-    """Create a shop; prints its id and a one-time 6-digit binding code."""
+    """新建店铺,显示店铺编号和一次性的 6 位绑定码。"""
     settings, clock = _runtime()
     engine = make_engine(settings.effective_database_url)
     upgrade(engine)
@@ -201,7 +213,7 @@ def shop_create(
 
 @shop_cli.command("code")
 def shop_code(shop: Annotated[str, typer.Argument(help="店铺标识或编号")]) -> None:
-    """Issue a fresh one-time binding code (the previous one stops working)."""
+    """重新生成绑定码(旧的随即作废)。"""
     settings, clock = _runtime()
     engine = make_engine(settings.effective_database_url)
     upgrade(engine)
@@ -216,7 +228,7 @@ def shop_code(shop: Annotated[str, typer.Argument(help="店铺标识或编号")]
 
 @shop_cli.command("list")
 def shop_list() -> None:
-    """List the shops in the database."""
+    """列出所有店铺。"""
     settings, _ = _runtime()
     engine = make_engine(settings.effective_database_url)
     upgrade(engine)
@@ -250,7 +262,7 @@ def score(
     horizon: Annotated[int, typer.Option(help="流失概率的时间窗(天)")] = 90,
     seasonality: Annotated[str, typer.Option(help="季节性:auto / water / none")] = "auto",
 ) -> None:
-    """Score every customer in an order export: stage, churn probability, value at risk."""
+    """给订单表里每位客户算一算:阶段、流失概率、风险金额。"""
     from app.risk.export import run_score, summary_lines
     from app.risk.io import OrderFileError
 
@@ -270,22 +282,24 @@ def _risk_config(horizon: int, seasonality: str) -> RiskConfig:
 
     if seasonality not in ("auto", "water", "none"):
         raise _fail(f"--seasonality 只能是 auto、water 或 none(收到 {seasonality!r})。")
+    if horizon < 1:
+        raise _fail(f"--horizon 至少为 1 天(收到 {horizon})。")
     try:
         return RiskConfig(horizon_days=horizon, seasonality=seasonality)  # type: ignore[arg-type]
     except ValueError as exc:
-        raise _fail(f"参数有误 / invalid option: {exc}") from exc
+        raise _fail(f"参数有误:{exc}") from exc
 
 
 @cli.command()
 def backtest(
     orders: Annotated[Path, typer.Argument(help="订单文件 .csv 或 .xlsx")],
-    horizon: Annotated[int, typer.Option(help="“不再下单”的天数 N")] = 90,
+    horizon: Annotated[int, typer.Option(help="多少天不下单算流失")] = 90,
     step: Annotated[int, typer.Option(help="每隔几天回放一次")] = 14,
     from_: Annotated[str | None, typer.Option("--from", help="最早的回放日 YYYY-MM-DD")] = None,
     to: Annotated[str | None, typer.Option("--to", help="最晚的回放日 YYYY-MM-DD")] = None,
     seasonality: Annotated[str, typer.Option(help="季节性:auto / water / none")] = "auto",
 ) -> None:
-    """Replay the shop's own history: how would the alerts have done, and which thresholds fit."""
+    """用店里自己的历史回放:看提醒准不准,提醒倍数该设多少。"""
     from app.risk.backtest import BacktestError, render_report, run_backtest
     from app.risk.io import OrderFileError, read_orders
 
@@ -301,6 +315,8 @@ def backtest(
 
 # `huitou import`, `huitou export`, `huitou customer forget` (issue 7: data in and out).
 register_dataio(cli)
+# `huitou wecom link-contacts` (issue 17: WeCom contacts linked to customers).
+register_wecom(cli)
 
 
 @cli.command()
@@ -311,7 +327,7 @@ def digest(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="只打印,不记录、不推送")] = False,
 ) -> None:
-    """Print the morning digest that shop would get; without --dry-run, also send it (once)."""
+    """显示这家店今天的早间提醒;不加 --dry-run 会同时发出去(每天只发一次)。"""
     from zoneinfo import ZoneInfo
 
     from app.digest.build import build_digest
@@ -376,7 +392,7 @@ def backup(
         typer.Option("-o", "--out", help="备份文件;默认 <数据目录>/backups/huitou-<时间>.db"),
     ] = None,
 ) -> None:
-    """Back up the database while the service keeps running (SQLite backup API / pg_dump)."""
+    """备份数据库,服务不用停。"""
     from zoneinfo import ZoneInfo
 
     from app.ops.backup import BackupError, backup_database, default_backup_path
@@ -400,7 +416,7 @@ def restore(
         bool, typer.Option("--force", help="目标数据库已有数据时也覆盖(先停服务)")
     ] = False,
 ) -> None:
-    """Restore a backup into the configured database (refuses a non-empty one without --force)."""
+    """从备份恢复数据库(数据库里已有数据时要加 --force)。"""
     from app.db import current_revision, head_revision
     from app.ops.backup import BackupError, restore_database
 

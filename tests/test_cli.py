@@ -113,3 +113,27 @@ def test_shop_list_shows_every_shop(cli_env: str) -> None:
 def test_db_upgrade_is_idempotent(cli_env: str) -> None:
     assert "最新" in invoke("db", "upgrade")
     assert "最新" in invoke("db", "upgrade")
+
+
+def _commands(command: object, path: tuple[str, ...] = ()) -> Iterator[tuple[str, object]]:
+    yield " ".join(("huitou", *path)), command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+def test_every_command_and_option_explains_itself_in_chinese() -> None:
+    import typer.main
+
+    english = re.compile(r"[A-Za-z]{2,}[\s,;]+[A-Za-z]{2,}")  # two English words in a row
+    problems = []
+    for where, command in _commands(typer.main.get_command(cli)):
+        texts = [getattr(command, "help", None)]
+        texts += [getattr(p, "help", None) for p in getattr(command, "params", [])]
+        for text in texts:
+            plain = re.sub(r"huitou [a-z]+", "", text or "")  # naming a command is fine
+            if not re.search(r"[\u4e00-\u9fff]", plain) or english.search(plain):
+                problems.append(f"{where}: {text!r}")
+    assert not problems, "\n".join(problems)
+    listing = invoke("--help")
+    assert "载入演示送水站" in listing and "用店里自己的历史回放" in listing
+    assert "Load the demo" not in listing and "Replay the shop" not in listing

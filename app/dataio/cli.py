@@ -31,7 +31,7 @@ def import_command(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="不再询问,直接导入(脚本用)")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="只检查并预览,不写入")] = False,
 ) -> None:
-    """Import customers and order history from a spreadsheet (preview first, then confirm)."""
+    """从表格导入客户和历史订单(先预览,确认后才写入)。"""
     from app.dataio.imports import analyse_import, write_import
     from app.dataio.read import Source
     from app.dataio.report import render_done, render_preview
@@ -77,7 +77,7 @@ def export_command(
         bool, typer.Option("--with-phones", help="导出完整电话(完整备份用;默认打码)")
     ] = False,
 ) -> None:
-    """Export customers, orders, follow-ups and the warning log (CSV + one .xlsx)."""
+    """导出客户、订单、跟进记录和流失预警表(几个 CSV 加一个 .xlsx)。"""
     from app.dataio.exports import count_by_kind, export_shop
 
     settings, clock = _runtime()
@@ -110,7 +110,7 @@ def forget_command(
     customer: Annotated[str, typer.Argument(help="客户编号(如 12)、名字或电话")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="不再询问")] = False,
 ) -> None:
-    """Remove a customer's personal data on request; order figures stay for the statistics."""
+    """按客户要求删除其个人信息;订单数字保留用于统计。"""
     from app.customers.models import Customer
     from app.customers.service import CustomerError, mask_phone
     from app.dataio.privacy import find_customer_to_forget, forget_customer

@@ -14,10 +14,9 @@ backup (`with_phones`).
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
@@ -33,6 +32,8 @@ from app.customers.service import mask_phone
 from app.events.models import Event
 from app.events.service import undone_event_ids
 from app.orders.models import Order
+from app.outreach.models import FollowUp
+from app.outreach.outcomes import REASON_WORDS
 from app.risk.assess import STAGE_LABELS, Stage, stage_on
 from app.shops.models import Shop
 
@@ -45,7 +46,8 @@ _ORDERS = Order.__table__  # type: ignore[attr-defined]
 
 KIND_LABELS = {"outreach": "联系", "interaction": "客户反应", "outcome": "结果"}
 STATUS_LABELS = {"active": "正常", "paused": "暂停", "lost": "已流失", "forgotten": "已删除"}
-KIND_OF_CUSTOMER = {"household": "住户", "business": "单位"}
+# The demo writes "office"; "business" is the older spelling of the same kind.
+KIND_OF_CUSTOMER = {"household": "家庭", "office": "单位", "business": "单位"}
 VALUE_LABELS = {
     "warm": "回复了(热情)",
     "none": "没回",
@@ -54,20 +56,25 @@ VALUE_LABELS = {
     "called": "打过电话",
     "visited": "上门/给了优惠",
     "recovered": "已挽回",
+    "returned": "自己回来了",
     "lost": "已流失",
     "away": "暂时不在",
+    # How a follow-up reached the customer (FollowUp.kind, the outreach event's "kind").
+    "message": "发微信",
+    "call": "打电话",
+    "visit": "上门/优惠",
+    "care": "回访关怀",
 }
+# The only event details a person reads, in this order; the rest (template paths, undo
+# snapshots, ids) is bookkeeping and stays out of the file.
 DETAIL_LABELS = {
+    "kind": "方式",
     "reaction": "反应",
     "outcome": "结果",
     "reason": "原因",
-    "tier": "级别",
-    "template": "话术",
-    "kind": "方式",
-    "text": "备注",
     "cost_cents": "花费",
+    "text": "备注",
 }
-HIDDEN_DETAILS = {"before", "followup_id", "unavoidable"}
 
 
 def neutralise(value: Any) -> Any:
@@ -217,7 +224,7 @@ def _customer_rows(session: Session, shop: Shop, today: date, phone: Any) -> Row
                 phone(customer.phone),
                 customer.address,
                 "、".join(customer.aliases),
-                KIND_OF_CUSTOMER.get(customer.kind, customer.kind),
+                _kind_of_customer(customer.kind),
                 customer.value_class,
                 STATUS_LABELS.get(customer.status, customer.status),
                 STAGE_LABELS[_stage(summary, today)],
@@ -264,19 +271,35 @@ def _label(value: Any) -> str:
     return VALUE_LABELS.get(value, str(value)) if isinstance(value, str) else str(value)
 
 
-def followup_details(data: dict[str, Any]) -> str:
-    """An event's data as a short readable line: 反应 没回;原因 价格."""
+def _kind_of_customer(kind: str) -> str:
+    """家庭 / 单位; a code this file does not know shows as 其他, never in English."""
+    return KIND_OF_CUSTOMER.get(kind, "其他" if kind.isascii() else kind)
+
+
+def followup_details(data: dict[str, Any], *, reason: str | None = None) -> str:
+    """An event's data as a short readable line: 方式 打电话;原因 价格.
+
+    `reason` is a loss reason kept on the follow-up only (a call that found one out).
+    """
+    values = {**data, "reason": data.get("reason") or reason}
     parts: list[str] = []
-    for key, value in data.items():
-        if key in HIDDEN_DETAILS or value in (None, "", [], {}):
+    for key, name in DETAIL_LABELS.items():
+        value = values.get(key)
+        if value in (None, "") or isinstance(value, bool | dict | list):
             continue
-        if key == "cost_cents" and isinstance(value, int):
+        if key == "cost_cents":
+            if not isinstance(value, int):
+                continue
             shown = f"{value / 100:g}元"
-        elif isinstance(value, dict | list):
-            shown = json.dumps(value, ensure_ascii=False)
+        elif key == "text":
+            if value == values["reason"]:  # "王姐 流失 价格": the reason, said once
+                continue
+            shown = str(value)
+        elif key == "reason":
+            shown = _reason_word(value) or ""
         else:
             shown = _label(value)
-        parts.append(f"{DETAIL_LABELS.get(key, key)} {shown}")
+        parts.append(f"{name} {shown}")
     return ";".join(parts)
 
 
@@ -292,19 +315,47 @@ def _followup_events(session: Session, shop: Shop, undone: set[int]) -> Iterator
             yield event
 
 
+def _followups(session: Session, shop: Shop) -> Iterator[FollowUp]:
+    query = (
+        select(FollowUp)
+        .where(FollowUp.shop_id == shop.id)
+        .order_by(col(FollowUp.created_on), col(FollowUp.id))
+        .execution_options(yield_per=STREAM_ROWS)
+    )
+    yield from session.exec(query)
+
+
+def _reason_word(reason: Any) -> str | None:
+    """A loss reason in words: a follow-up's code (price) or an event's own words (价格)."""
+    if not reason or not isinstance(reason, str):
+        return None
+    if reason in REASON_WORDS:
+        return REASON_WORDS[reason]
+    return "其他" if reason.isascii() else reason
+
+
 def _followup_rows(
     session: Session, shop: Shop, names: dict[int, str], undone: set[int], tz: ZoneInfo
 ) -> Rows:
     header = ["日期", "客户编号", "客户", "类型", "内容"]
 
     def rows() -> Iterator[list[Any]]:
+        # A reason learnt on a contact (a call: "1 打了 嫌贵") is kept on the follow-up, not
+        # in an event: it goes on that follow-up's contact row. A loss carries its own.
+        found_out = {
+            f.id: _reason_word(f.outcome_reason)
+            for f in _followups(session, shop)
+            if f.outcome_reason and f.outcome != "lost"
+        }
         for event in _followup_events(session, shop, undone):
+            followup_id = event.data.get("followup_id")
+            reason = found_out.get(followup_id) if event.kind == "outreach" else None
             yield [
                 from_utc(event.occurred_at).astimezone(tz).date(),
                 event.customer_id,
                 names.get(event.customer_id or 0, ""),
                 KIND_LABELS.get(event.kind, event.kind),
-                followup_details(event.data),
+                followup_details(event.data, reason=reason),
             ]
 
     return header, rows()
@@ -317,7 +368,29 @@ class _Followups:
     contacts: int = 0
     last_contact: date | None = None
     result: str | None = None
+    result_at: datetime | None = None
     reason: str | None = None
+    reason_at: datetime | None = None
+
+    def note(self, at: datetime, result: str | None, reason: str | None) -> None:
+        """Keep the latest result and the latest reason, from events and follow-ups alike."""
+        if result and (self.result_at is None or at >= self.result_at):
+            self.result, self.result_at = result, at
+        if reason and (self.reason_at is None or at >= self.reason_at):
+            self.reason, self.reason_at = reason, at
+
+
+def _first_warning(
+    stage: Stage, check_on: date | None, followed: date | None, today: date
+) -> date | None:
+    """The first quiet day of the current episode, or of the last one someone followed up.
+
+    A customer back to normal (or won back) has their next check day in the future: that is
+    not a warning yet, so the date comes from their last follow-up instead. Never after today.
+    """
+    warned_now = stage in (Stage.QUIET, Stage.AT_RISK, Stage.LOST)
+    day = check_on if warned_now and check_on is not None and check_on <= today else followed
+    return day if day is not None and day <= today else None
 
 
 def _warning_log_rows(
@@ -334,16 +407,28 @@ def _warning_log_rows(
             if event.customer_id is None:
                 continue
             entry = done.setdefault(event.customer_id, _Followups())
-            day = from_utc(event.occurred_at).astimezone(tz).date()
+            at = from_utc(event.occurred_at)
             if event.kind == "outreach":
                 entry.contacts += 1
-                entry.last_contact = day
+                entry.last_contact = at.astimezone(tz).date()
             elif event.kind == "interaction":
-                entry.result = _label(event.data.get("reaction", "")) or entry.result
+                entry.note(at, VALUE_LABELS.get(event.data.get("reaction", "")), None)
             else:
-                entry.result = _label(event.data.get("outcome", "")) or entry.result
-                if event.data.get("reason"):
-                    entry.reason = str(event.data["reason"])
+                reason = _reason_word(event.data.get("reason"))
+                entry.note(at, VALUE_LABELS.get(event.data.get("outcome", "")), reason)
+        # What a tap or a numbered reply recorded lives on the follow-up ("打过电话", a reason
+        # found out on a call): no event carries it.
+        warned_on: dict[int, date] = {}
+        for followup in _followups(session, shop):
+            if followup.warning_on is not None:
+                warned_on[followup.customer_id] = followup.warning_on
+            if followup.outcome is None or followup.outcome_at is None:
+                continue
+            done.setdefault(followup.customer_id, _Followups()).note(
+                from_utc(followup.outcome_at),
+                VALUE_LABELS.get(followup.outcome),
+                _reason_word(followup.outcome_reason),
+            )
         query = (
             select(Customer, CustomerSummary)
             .join(CustomerSummary, col(CustomerSummary.customer_id) == col(Customer.id))
@@ -354,7 +439,8 @@ def _warning_log_rows(
         warned = {Stage.QUIET, Stage.AT_RISK, Stage.LOST, Stage.RECOVERED}
         for customer, summary in session.exec(query):
             assert customer.id is not None
-            stage = _stage(summary, today)
+            # The owner's word (marked lost) outranks the engine's dates.
+            stage = Stage.LOST if customer.status == "lost" else _stage(summary, today)
             found = done.get(customer.id)
             if stage not in warned and found is None:
                 continue
@@ -366,7 +452,7 @@ def _warning_log_rows(
                 STAGE_LABELS[stage],
                 (today - last).days if last else None,
                 _days(summary.expected_interval_days),
-                summary.check_on if stage in warned or entry.contacts else None,
+                _first_warning(stage, summary.check_on, warned_on.get(customer.id), today),
                 entry.contacts,
                 entry.last_contact,
                 entry.result,

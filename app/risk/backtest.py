@@ -56,8 +56,11 @@ AUC_BINS = 10_000
 
 
 class BacktestError(Exception):
+    """A replay that cannot run; `str()` is the Chinese line the owner sees."""
+
     def __init__(self, zh: str, en: str) -> None:
-        super().__init__(f"无法回测:{zh}\nCannot backtest: {en}")
+        super().__init__(f"无法回测:{zh}")
+        self.en = en
 
 
 @dataclass(frozen=True)
@@ -186,14 +189,13 @@ def plan_cutoffs(
         if epoch_day(start) < earliest:
             notes.append(
                 f"--from 早于可回测的第一天 {from_epoch_day(earliest)}(需先有 {MIN_HISTORY_DAYS} "
-                f"天历史),已改用该日 / --from moved to {from_epoch_day(earliest)}"
+                "天历史),已改用该日"
             )
         earliest = max(earliest, epoch_day(start))
     if end is not None:
         if epoch_day(end) > latest:
             notes.append(
-                f"--to 晚于 {from_epoch_day(latest)}(之后 {horizon} 天的结果还不知道),已改用该日 / "
-                f"--to moved to {from_epoch_day(latest)}"
+                f"--to 晚于 {from_epoch_day(latest)}(之后 {horizon} 天的结果还不知道),已改用该日"
             )
         latest = min(latest, epoch_day(end))
     if earliest > latest:
@@ -207,10 +209,7 @@ def plan_cutoffs(
         )
     if (latest - earliest) // step + 1 > MAX_CUTOFFS:
         wider = math.ceil((latest - earliest) / (MAX_CUTOFFS - 1))
-        notes.append(
-            f"回放点太多,步长从 {step} 天放宽到 {wider} 天(最多 {MAX_CUTOFFS} 个)/ "
-            f"step widened from {step} to {wider} days (at most {MAX_CUTOFFS} cutoffs)"
-        )
+        notes.append(f"回放点太多,步长从 {step} 天放宽到 {wider} 天(最多 {MAX_CUTOFFS} 个)")
         step = wider
     cutoffs = list(range(latest, earliest - 1, -step))[::-1]
     return cutoffs, step, notes
@@ -358,10 +357,10 @@ def run_backtest(
         previous_day = cutoff
 
     labels = {
-        "alert": "提醒 alert (quiet+at_risk)",
-        "at_risk": "仅红色 at_risk only",
-        "new_alert": "新提醒 newly alerted",
-        "rule": "1.5倍规则 1.5x rule (baseline)",
+        "alert": "回头客提醒(黄+红)",
+        "at_risk": "只算红色",
+        "new_alert": "新冒出来的提醒",
+        "rule": "1.5倍经验规则(对照)",
     }
     alerts = [
         AlertStats(name, labels[name], tp[name] + fp[name], tp[name], fp[name], fn[name], weeks)
@@ -384,12 +383,12 @@ def run_backtest(
     scored = [(key, s) for key, s in grid.items() if s.alerts]
     if scored:
         key, s = max(scored, key=lambda kv: (kv[1].f1, kv[1].precision))
-        best_f1 = ThresholdChoice(key[0], key[1], s, "max F1")
+        best_f1 = ThresholdChoice(key[0], key[1], s, "综合最好")
         floor = [(k, s) for k, s in scored if s.precision >= PRECISION_FLOOR]
         if floor:
             key, s = max(floor, key=lambda kv: (kv[1].recall, kv[1].precision))
             best_recall = ThresholdChoice(
-                key[0], key[1], s, f"max recall at precision >= {PRECISION_FLOOR:.0%}"
+                key[0], key[1], s, f"准确率不低于{PRECISION_FLOOR:.0%}时抓到最多"
             )
 
     base_rate = churned_total / evaluated_total if evaluated_total else math.nan
@@ -409,7 +408,7 @@ def run_backtest(
         lost_after_last=joined(lead_lost),
     )
     if evaluated_total == 0:
-        notes.append("没有可评估的老客户(至少 2 个下单日) / no repeat customers to evaluate")
+        notes.append("没有可评估的老客户(至少下过 2 天单)")
     return BacktestReport(
         horizon=horizon,
         step=step,
@@ -460,17 +459,51 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [line(header), "  ".join("-" * w for w in widths), *[line(r) for r in rows]]
 
 
+def _owner_row(report: BacktestReport) -> list[tuple[float, AlertStats]]:
+    """The scanned multiples the owner could set: at today's probability, below the red one."""
+    config = report.config
+    return [
+        (qr, s)
+        for (qr, qp), s in sorted(report.grid.items())
+        if qp == config.quiet_probability and qr < config.at_risk_ratio and s.alerts
+    ]
+
+
+def owner_choice(report: BacktestReport) -> tuple[float, AlertStats] | None:
+    """The reminder multiple to suggest, with how it did, or None without enough data.
+
+    The owner can change only the multiple (设置 提醒倍数), so the choice is made among
+    `_owner_row` by the same rule as the full scan: most customers caught at PRECISION_FLOOR
+    precision, else the best F1.
+    """
+    row = _owner_row(report)
+    if not row:
+        best = report.suggestion
+        return None if best is None else (best.quiet_ratio, best.stats)
+    precise = [(qr, s) for qr, s in row if s.precision >= PRECISION_FLOOR]
+    if precise:
+        return max(precise, key=lambda kv: (kv[1].recall, kv[1].precision))
+    return max(row, key=lambda kv: (kv[1].f1, kv[1].precision))
+
+
+def _versus_rule(days: float) -> str:
+    if math.isnan(days) or days == 0:
+        return "和经验规则差不多同时"
+    return f"比经验规则{'早' if days > 0 else '晚'} {abs(days):.0f} 天"
+
+
 def render_report(report: BacktestReport) -> str:
+    """The replay's results in the owner's words, ending with something they can do."""
     h = report.horizon
+    share = _pct(report.churned / report.evaluated) if report.evaluated else "—"
     lines = [
-        f"回测 / backtest: {len(report.cutoffs)} 个回放日 cutoffs, 每 {report.step} 天 every "
-        f"{report.step} days, {report.cutoffs[0]} — {report.cutoffs[-1]} "
-        f"({report.weeks:.1f} 周 weeks)",
-        f"评估 / evaluated: {report.evaluated:,} 人次 customer-cutoffs (>= 2 个下单日, 未流失); "
-        f"其中 {report.churned:,} 之后 {h} 天没再下单 ({_pct(report.churned / report.evaluated) if report.evaluated else '—'}); "  # noqa: E501
-        f"另有 {report.already_lost:,} 人次已是流失 already lost (不计入)",
+        f"回测:用店里自己的历史回放了 {len(report.cutoffs)} 次(每 {report.step} 天一次,"
+        f"{report.cutoffs[0]} 到 {report.cutoffs[-1]},共 {report.weeks:.0f} 周)。",
+        f"看了 {report.evaluated:,} 人次老客户(至少下过 2 天单、当时还没流失),"
+        f"其中 {report.churned:,} 人次之后 {h} 天没再下单({share});"
+        f"另有 {report.already_lost:,} 人次当时已流失,不算在内。",
         "",
-        f"“{h} 天内不再下单”的提醒效果 / alerts vs 'no order in the next {h} days':",
+        f"提醒准不准(之后 {h} 天真没再下单,算提醒对了):",
     ]
     rows = [
         [
@@ -478,85 +511,60 @@ def render_report(report: BacktestReport) -> str:
             f"{a.alerts:,}",
             _pct(a.precision),
             _pct(a.recall),
-            _num(a.f1, 2),
             _num(a.false_alarms_per_week),
         ]
         for a in report.alerts
     ]
-    lines += _table(
-        ["提醒 alert", "次数 n", "准确率 precision", "召回率 recall", "F1", "误报/周 false/week"],
-        rows,
-    )
+    lines += _table(["提醒", "次数", "准确率", "抓到率", "每周白提醒"], rows)
     lines += [
+        "准确率:被提醒的人里,后来真没再下单的比例。抓到率:真没再下单的人里,事先被提醒到的比例。",
+        "每周白提醒:提醒了、其实自己会回来的人数。",
         "",
-        f"流失概率 churn_probability: AUC {_num(report.auc, 3)}, Brier {_num(report.brier, 3)} "
-        f"(只报基准比例时 base-rate Brier {_num(report.base_brier, 3)})",
-        "校准 / reliability: "
-        + "  ".join(f"{p:.2f}→{o:.2f} (n={c:,})" for p, o, c in report.reliability),
+        f"流失概率排得准不准:AUC {_num(report.auc, 2)}(0.5 等于瞎猜,1 是全对);"
+        f"平均误差 {_num(report.brier, 3)}(越小越好,只报平均比例是 {_num(report.base_brier, 3)})。",
+        "说多少、实际多少:"
+        + "  ".join(f"{p:.0%}→{o:.0%}({c:,}人次)" for p, o, c in report.reliability),
         "",
     ]
     lead = report.lead
     if lead.customers:
         ahead = float(np.mean(lead.lead_over_rule > 0))
         lines += [
-            f"提前量 / lead time ({lead.customers:,} 位真正流失的老客户 customers who left; "
-            "天数从最后一单算起 days after their last order, 中位数 median):",
-            f"  回头客提醒 Huitou alert: 第 {_num(lead.median(lead.alert_after_last), 0)} 天;  "
-            f"1.5倍规则 rule: 第 {_num(lead.median(lead.rule_after_last), 0)} 天;  "
-            f"判为流失 lost: 第 {_num(lead.median(lead.lost_after_last), 0)} 天",
-            f"  比规则早 lead over the rule: 中位 {_num(lead.median(lead.lead_over_rule), 0)} 天 "
-            f"({ahead:.0%} 的人更早 earlier);  提醒到流失 alert to lost: 中位 "
-            f"{_num(lead.median(lead.warning_before_lost), 0)} 天",
+            f"能提前多久({lead.customers:,} 位真的走了的老客户,从他最后一单算起,取中间值):",
+            f"  回头客第 {_num(lead.median(lead.alert_after_last), 0)} 天提醒;"
+            f"1.5倍经验规则第 {_num(lead.median(lead.rule_after_last), 0)} 天;"
+            f"第 {_num(lead.median(lead.lost_after_last), 0)} 天判为流失。",
+            f"  {_versus_rule(lead.median(lead.lead_over_rule))}({ahead:.0%} 的人更早);"
+            f"从提醒到判为流失,还有 {_num(lead.median(lead.warning_before_lost), 0)} 天可以挽回。",
             "",
         ]
     else:
-        lines += [
-            "提前量 / lead time: 回放期内没有真正流失的老客户 / no customer left in the period",
-            "",
-        ]
-    lines.append("阈值建议 / suggested thresholds (quiet_ratio × quiet_probability 扫描 scan):")
-    current = report.grid.get((report.config.quiet_ratio, report.config.quiet_probability))
-    choices = [c for c in (report.best_recall, report.best_f1) if c is not None]
+        lines += ["能提前多久:回放期内没有真的走了的老客户。", ""]
+    current_ratio = report.config.quiet_ratio
+    lines.append(f"提醒倍数(超过平时间隔几倍没订就提醒),现在是 {current_ratio:g}:")
     rows = []
-    if current is not None:
+    for ratio, stats in _owner_row(report):
+        mark = "(现在)" if ratio == current_ratio else ""
         rows.append(
             [
-                f"现在 current {report.config.quiet_ratio}/{report.config.quiet_probability}",
-                _pct(current.precision),
-                _pct(current.recall),
-                _num(current.f1, 2),
-                _num(current.false_alarms_per_week),
-            ]
-        )
-    for choice in choices:
-        s = choice.stats
-        rows.append(
-            [
-                f"{choice.criterion}: {choice.quiet_ratio}/{choice.quiet_probability}",
-                _pct(s.precision),
-                _pct(s.recall),
-                _num(s.f1, 2),
-                _num(s.false_alarms_per_week),
+                f"{ratio:g} 倍{mark}",
+                _pct(stats.precision),
+                _pct(stats.recall),
+                _num(stats.false_alarms_per_week),
             ]
         )
     if rows:
-        lines += _table(
-            ["ratio/probability", "准确率 precision", "召回率 recall", "F1", "误报/周 false/week"],
-            rows,
-        )
-    suggestion = report.suggestion
-    if suggestion is None:
-        lines.append("  没有足够的数据给出建议 / not enough data for a suggestion")
+        lines += _table(["提醒倍数", "准确率", "抓到率", "每周白提醒"], rows)
+    choice = owner_choice(report)
+    if choice is None:
+        lines.append("建议:数据还不够,先不用改。")
+    elif choice[0] == current_ratio:
+        lines.append(f"建议:现在的提醒倍数 {current_ratio:g} 就合适,不用改。")
     else:
-        if report.best_recall is None:
-            lines.append(
-                f"  没有哪组阈值能达到 {PRECISION_FLOOR:.0%} 的准确率,按 F1 最高推荐 / no pair "
-                f"reaches {PRECISION_FLOOR:.0%} precision; recommending the best F1"
-            )
-        settings = suggestion.settings(report.config)
+        ratio, stats = choice
         lines.append(
-            "  建议设置 / suggested RiskConfig settings: "
-            + ", ".join(f"{k}={v}" for k, v in settings.items())
+            f"建议:把提醒倍数改成 {ratio:g}(准确率 {_pct(stats.precision)},"
+            f"抓到率 {_pct(stats.recall)})。在聊天里发:设置 提醒倍数 {ratio:g}"
         )
-    lines += [f"注意 / note: {note}" for note in report.notes]
+    lines += [f"注意:{note}" for note in report.notes]
     return "\n".join(lines)

@@ -41,7 +41,7 @@ STAGE_LABELS = {
 OUTPUT_COLUMNS = (
     "customer_id", "stage", "churn_probability", "p_alive", "expected_interval_days",
     "days_since_last", "overdue_ratio", "n_orders", "clv", "value_at_risk", "signals",
-    "check_on", "stage_zh", "signals_zh",
+    "check_on", "stage_zh", "stage_reason_zh", "signals_zh",
 )  # fmt: skip
 # Show a progress bar on files this big even when stderr is not a terminal.
 LARGE_FILE_BYTES = 50 * 1024 * 1024
@@ -59,6 +59,7 @@ class ScoreRun:
     n_orders_used: int
     stage_counts: dict[str, int]
     seconds: dict[str, float] = field(default_factory=dict)
+    config: RiskConfig = field(default_factory=RiskConfig)
 
 
 class Phases:
@@ -145,8 +146,56 @@ def _dates(days: npt.NDArray[np.int64]) -> pa.Array:
     return as_int.cast(pa.date32())
 
 
-def score_table(loaded: LoadedOrders, scores: ScoreArrays) -> pa.Table:
+def _multiples(config: RiskConfig) -> dict[str, tuple[float, int]]:
+    """Per alert stage: its multiple of the usual interval and the extra-days cap (0: none)."""
+    return {
+        "quiet": (config.quiet_ratio, config.quiet_extra_days),
+        "at_risk": (config.at_risk_ratio, config.at_risk_extra_days),
+        "lost": (config.lost_ratio, config.lost_extra_days),
+    }
+
+
+def stage_reasons(
+    scores: ScoreArrays, order: npt.NDArray[np.int64], config: RiskConfig
+) -> pa.Array:
+    """Why each customer is at their stage, in the owner's words (empty for the normal ones).
+
+    The stage comes from days without an order: past a multiple of the usual interval, or
+    earlier when the rhythm model finds the silence very unusual for this customer. The
+    reason says which, so 已流失 next to a modest churn probability reads as what it is.
+    (An order file carries no recorded events, so no stage here comes from one.)
+    """
+    stage = scores.stage[order]
+    interval = scores.expected_interval_days[order]
+    ratio = np.nan_to_num(scores.overdue_ratio[order])
+    multiple = np.full(len(order), np.inf)
+    for name, (times, extra) in _multiples(config).items():
+        hit = stage == STAGES.index(name)
+        limit = np.minimum(times, 1 + extra / interval) if extra else np.full(len(order), times)
+        multiple[hit] = limit[hit]
+    # A stage day is the first day past its threshold (season.day_after), so the ratio rule
+    # fired exactly when the ratio is past the multiple; otherwise the model's rule came first.
+    by_ratio = ratio >= multiple
+    days = pa.array(scores.days_since_last[order].astype(np.int64)).cast(pa.string())
+    usual = pa.array(np.maximum(np.round(interval), 1).astype(np.int64)).cast(pa.string())
+    alive = np.round(100 * np.nan_to_num(scores.p_alive[order])).astype(np.int64)
+    shown_multiple = pa.array(np.where(np.isfinite(multiple), np.round(multiple, 1), 0.0))
+    over = pc.binary_join_element_wise("超过", shown_multiple.cast(pa.string()), "倍", "")
+    unusual = pc.binary_join_element_wise(
+        "按他的规律已很反常,还在买的可能约", pa.array(alive).cast(pa.string()), "%", ""
+    )
+    text = pc.binary_join_element_wise(
+        days, "天没订,平时约", usual, "天一次,", pc.if_else(by_ratio, over, unusual), ""
+    )
+    alerted = np.isin(stage, [STAGES.index(s) for s in ("quiet", "at_risk", "lost")])
+    return pc.if_else(pa.array(alerted), text, "")
+
+
+def score_table(
+    loaded: LoadedOrders, scores: ScoreArrays, config: RiskConfig | None = None
+) -> pa.Table:
     """One row per customer with an order on or before as_of, by value at risk (highest first)."""
+    config = config or RiskConfig()
     bought = np.flatnonzero(scores.n_orders > 0)
     order = bought[np.argsort(-scores.value_at_risk[bought], kind="stable")]
     stage_names = pa.array(list(STAGES))
@@ -167,6 +216,7 @@ def score_table(loaded: LoadedOrders, scores: ScoreArrays) -> pa.Table:
         "signals": signal_codes,
         "check_on": _dates(scores.check_day[order]),
         "stage_zh": pc.take(stage_labels, stage_index),
+        "stage_reason_zh": stage_reasons(scores, order, config),
         "signals_zh": signal_labels,
     }
     return pa.table({name: columns[name] for name in OUTPUT_COLUMNS})
@@ -222,7 +272,7 @@ def run_score(
         seconds["score"] = time.perf_counter() - start
         start = time.perf_counter()
         with phases.phase("写出 writing"):
-            table = score_table(loaded, scores)
+            table = score_table(loaded, scores, config)
             write_csv_atomic(table, out)
         seconds["write"] = time.perf_counter() - start
     bought = scores.n_orders > 0
@@ -235,6 +285,7 @@ def run_score(
         n_orders_used=used,
         stage_counts={name: int(counts[i]) for i, name in enumerate(STAGES)},
         seconds=seconds,
+        config=config,
     )
 
 
@@ -260,6 +311,7 @@ def summary_lines(run: ScoreRun) -> list[str]:
             for name, count in run.stage_counts.items()
             if count
         ),
+        *stage_notes(run),
         "店铺参数 / shop priors: "
         f"平时间隔 usual interval {math.exp(priors.mu0):.1f} 天 days, "
         f"每单后流失概率 dropout/purchase {priors.dropout:.1%}, "
@@ -272,6 +324,31 @@ def summary_lines(run: ScoreRun) -> list[str]:
         + f", total {sum(run.seconds.values()):.1f}s",
     ]
     lines += [f"注意 / note: {p}" for p in loaded.problems]
+    return lines
+
+
+def stage_notes(run: ScoreRun) -> list[str]:
+    """How stages and the churn probability relate, in the owner's words, with the money."""
+    scores, config = run.scores, run.config
+    bought = scores.n_orders > 0
+    alerted = bought & np.isin(
+        scores.stage, [STAGES.index(s) for s in ("quiet", "at_risk", "lost")]
+    )
+    at_risk_yuan = float(scores.value_at_risk[alerted].sum())
+    lost = bought & (scores.stage == STAGES.index("lost"))
+    hopeful = int(np.count_nonzero(lost & (scores.churn_probability < 0.5)))
+    lines = [
+        f"阶段怎么定:超过平时间隔 {config.quiet_ratio:g} 倍没订为需关注,{config.at_risk_ratio:g} 倍"
+        f"有流失风险,{config.lost_ratio:g} 倍(且至少 {config.lost_min_days} 天)算已流失;"
+        "对某位客户来说这么久没订已很反常时会提前。每位的原因见 stage_reason_zh 列。",
+        f"流失概率是“接下来 {config.horizon_days} 天都不再下单”的可能,用来排先后,和阶段是两回事。",
+        f"需关注、有流失风险和已流失的客户,风险金额合计 {at_risk_yuan:,.0f} 元。",
+    ]
+    if hopeful:
+        lines.append(
+            f"其中 {hopeful:,} 位按天数已算流失、流失概率却不到一半:"
+            "像他们这样的客户过去常有回头的,值得先打个电话。"
+        )
     return lines
 
 

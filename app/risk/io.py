@@ -1,8 +1,9 @@
 """Read a shop's order export (.csv or .xlsx) into the engine's arrays, or refuse it clearly.
 
 Columns: customer_id, date, and optional quantity, amount; Chinese headers are accepted
-(客户/客户编号, 日期/下单日期, 数量/桶数, 金额). CSV may be UTF-8 (with or without BOM) or
-GBK. Dates may be 2025-03-01, 2025/3/1, 2025年3月1日, 20250301, or Excel serials/date cells.
+(客户/客户编号, 日期/下单日期, 数量/桶数, 金额 or 金额(元) as Huitou's own export writes it;
+a header in 分 such as 金额(分) is converted to yuan). CSV may be UTF-8 (with or without BOM)
+or GBK. Dates may be 2025-03-01, 2025/3/1, 2025年3月1日, 20250301, or Excel serials/date cells.
 
 Policy: a file with any unreadable date, missing customer, or bad quantity/amount is refused
 as a whole with an `OrderFileError` naming the file, column, rows and sample values;
@@ -54,8 +55,16 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "下单时间", "订单时间", "时间",
     ),
     "quantity": ("quantity", "qty", "数量", "桶数", "件数", "订购数量"),
-    "amount": ("amount", "金额", "订单金额", "实付金额", "总金额", "合计", "总价"),
+    # Huitou's own orders.csv says 金额(元); "元"/"分" in a header names the unit.
+    "amount": (
+        "amount", "金额", "金额元", "订单金额", "订单金额元", "实付金额", "实付金额元", "实付",
+        "实收金额", "实收金额元", "实收", "实收元", "总金额", "总金额元", "合计", "总价",
+        "amountyuan", "金额分", "订单金额分", "实付金额分", "实收金额分", "实收分",
+        "amountcents",
+    ),
 }  # fmt: skip
+# Amount headers in cents (分): the engine works in yuan, so these are divided by 100.
+CENT_HEADERS = frozenset(name for name in ALIASES["amount"] if name.endswith(("分", "cents")))
 
 MAX_SAMPLES = 5
 HEADER_SEARCH_ROWS = 20  # a title line or two above the header is common in exports
@@ -595,6 +604,12 @@ def _assemble(raw: _Raw, as_of: date | None) -> LoadedOrders:
     raw.quantity = None
     amount = _column_numbers(raw, "amount", 0.0, n)
     raw.amount = None
+    if _normalise_header(raw.columns.get("amount")) in CENT_HEADERS:
+        amount = amount / 100
+        raw.problems.append(
+            f"“{raw.columns['amount']}”按分计,已换算成元 / "
+            f"{raw.columns['amount']!r} is in cents; converted to yuan"
+        )
     customer, ids = _encode_customers(raw)
     raw.customer = _emptied(raw.customer)
     # Arrow's allocator keeps freed pages for reuse; hand them back before the engine runs.

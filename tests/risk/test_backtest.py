@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import itertools
 import math
+import re
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -112,9 +113,11 @@ def test_backtest_command_prints_a_table_and_a_suggestion(shop_csv: Path) -> Non
     result = runner.invoke(cli, ["backtest", str(shop_csv), "--step", "28"])
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "precision" in out and "recall" in out and "AUC" in out
-    assert "1.5x rule" in out and "lead time" in out
-    assert "suggested RiskConfig settings: quiet_ratio=" in out
+    assert "准确率" in out and "抓到率" in out and "AUC" in out
+    assert "1.5倍经验规则" in out and "能提前多久" in out
+    # The suggestion is something the owner can do: a chat command, not engine settings.
+    assert re.search(r"在聊天里发:设置 提醒倍数 \d(\.\d)?$|提醒倍数 1\.5 就合适", out, re.M)
+    assert "RiskConfig" not in out and "precision" not in out and "recall" not in out
 
 
 def test_backtest_refuses_a_short_history(tmp_path: Path) -> None:
