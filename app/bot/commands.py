@@ -7,9 +7,12 @@ reported (everything else).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from sqlalchemy import bindparam, select
 
 from app.bot import ledger, pending
 from app.bot.context import BotContext
@@ -23,27 +26,42 @@ from app.bot.parse import (
     REASONS,
     RECOVERED_WORDS,
     RESOLVED_WORDS,
+    RESTORE_WORDS,
     SATISFACTION_WORDS,
+    SET_ASIDE_WORDS,
+    SETTING_WORDS,
     TICKETS_BUY_WORDS,
     TICKETS_USE_WORDS,
     UNAVOIDABLE_REASONS,
+    VALUE_CLASS_WORDS,
     Intent,
     OrderItem,
+    parse,
 )
 from app.bot.registry import registry
 from app.customers.matching import Match, is_clear, match_customers
-from app.customers.models import Customer
+from app.customers.models import OWNER_CLASS_TAG, Customer
 from app.customers.risk import settle_refresh
 from app.customers.service import (
+    REMINDER_SETTINGS,
+    SET_ASIDE_CLASS,
     CustomerError,
+    SettingRefused,
     create_customer,
     customer_card,
     due_list,
     mask_phone,
+    reminder_settings,
+    restore_value_class,
+    set_reminder_setting,
+    set_value_class,
+    write_reminder_settings,
 )
 from app.db import load, update
+from app.events.models import Event
 from app.orders.models import Order
 from app.orders.service import OrderError, record
+from app.outreach.service import contact_notes
 
 FOLLOWUP_LIST_LIMIT = 20
 CHOICES_SHOWN = 5
@@ -74,12 +92,19 @@ ITEM_ACTIONS = ("order", "tickets_buy", "tickets_use", "deposit", "deposit_retur
 )
 def followups(ctx: BotContext, intent: Intent) -> list[str]:
     due = due_list(session=ctx.session, shop=ctx.shop, today=ctx.today)
+    shown = due[:FOLLOWUP_LIST_LIMIT]
+    ids = [d.customer.id for d in shown]
     return [
         ctx.render(
             "followups",
-            due=due[:FOLLOWUP_LIST_LIMIT],
+            due=shown,
             more=max(0, len(due) - FOLLOWUP_LIST_LIMIT),
             total=len(due),
+            # What came of the last contact with each, and the next rung (昨天电话:嫌贵 → 上门).
+            notes=contact_notes(
+                session=ctx.session, shop=ctx.shop, customer_ids=ids, today=ctx.today
+            ),
+            today=ctx.today,
         )
     ]
 
@@ -96,6 +121,7 @@ def _item_payload(item: OrderItem) -> dict[str, Any]:
         "order_on": item.order_on.isoformat() if item.order_on else None,
         "delivery_on": item.delivery_on.isoformat() if item.delivery_on else None,
         "note": item.note,
+        "vague_day": item.vague_day,
     }
 
 
@@ -112,6 +138,7 @@ def _item_from_payload(payload: dict[str, Any]) -> OrderItem:
         order_on=day("order_on"),
         delivery_on=day("delivery_on"),
         note=payload.get("note"),
+        vague_day=payload.get("vague_day"),
     )
 
 
@@ -203,19 +230,24 @@ def _record_order(
     usual = before.expected_interval_days if before.order_count > 1 else None
     ctx.changed = True
     gap = (order.order_date - previous_on).days if previous_on else None
-    return order, [
-        ctx.render(
-            "order_recorded",
-            customer=customer,
-            who=who,
-            order=order,
-            previous_on=previous_on if previous_on and previous_on <= order.order_date else None,
-            gap_days=gap if gap is not None and gap >= 0 else None,
-            usual_interval=usual,
-            note=item.note,
-            first=previous_on is None,
+    reply = ctx.render(
+        "order_recorded",
+        customer=customer,
+        who=who,
+        order=order,
+        previous_on=previous_on if previous_on and previous_on <= order.order_date else None,
+        gap_days=gap if gap is not None and gap >= 0 else None,
+        usual_interval=usual,
+        note=item.note,
+        first=previous_on is None,
+    )
+    if item.vague_day:
+        # "上周" named no day: say which one was recorded, and how to say it exactly.
+        guessed = ctx.render(
+            "order_day_guessed", said=item.vague_day, order=order, name=customer.name
         )
-    ]
+        reply = f"{reply}\n{guessed}"
+    return order, [reply]
 
 
 def _apply_item(
@@ -377,6 +409,9 @@ def _card(ctx: BotContext, customer: Customer) -> list[str]:
             paused=customer.paused_until
             if customer.paused_until and customer.paused_until >= ctx.today
             else None,
+            follow=contact_notes(
+                session=ctx.session, shop=ctx.shop, customer_ids=[customer.id], today=ctx.today
+            ).get(customer.id),
         )
     ]
 
@@ -554,6 +589,10 @@ def _act(ctx: BotContext, customer: Customer, match: Match | None, intent: Inten
             data={"complaint_ids": [e.id for e in still_open], "text": fields.get("text", "")},
         )
         return [ctx.render("complaint_resolved", who=who, count=len(still_open))]
+    if kind in ("set_aside", "value_class"):
+        return _set_class(ctx, customer, who, str(fields.get("value_class") or SET_ASIDE_CLASS))
+    if kind == "restore":
+        return _restore_reminders(ctx, customer, who)
     # satisfaction
     score = fields.get("score")
     if score is None:
@@ -569,6 +608,67 @@ def _act(ctx: BotContext, customer: Customer, match: Match | None, intent: Inten
             "satisfaction_recorded", who=who, score=int(score), low=int(score) < LOW_SATISFACTION
         )
     ]
+
+
+def _set_class(ctx: BotContext, customer: Customer, who: str, value_class: str) -> list[str]:
+    """The owner's class for a customer; D sets them aside (off every list and digest)."""
+    mine = OWNER_CLASS_TAG in customer.tags or customer.value_class == SET_ASIDE_CLASS
+    if customer.value_class == value_class and mine:
+        return [ctx.render("class_unchanged", who=who, value_class=value_class)]
+    before = set_value_class(session=ctx.session, customer=customer, value_class=value_class)
+    ledger.record_event(
+        ctx,
+        "value_class",
+        customer=customer,
+        data={"value_class": value_class, "before": before},
+    )
+    return [
+        ctx.render(
+            "class_set",
+            who=who,
+            customer=customer,
+            value_class=value_class,
+            was=before["value_class"],
+            set_aside=SET_ASIDE_CLASS,
+        )
+    ]
+
+
+_EV = Event.__table__  # type: ignore[attr-defined]
+# A customer's class changes, newest first (what 恢复提醒 goes back to).
+_CLASS_CHANGES = (
+    select(_EV.c.id, _EV.c.data)
+    .where(
+        _EV.c.shop_id == bindparam("shop"),
+        _EV.c.customer_id == bindparam("cid"),
+        _EV.c.kind == "value_class",
+    )
+    .order_by(_EV.c.id.desc())
+)
+
+
+def _restore_reminders(ctx: BotContext, customer: Customer, who: str) -> list[str]:
+    """Bring a set-aside customer back: the class they had before 不用追了 (C, for the
+    engine to rank, when that was never recorded here)."""
+    paused = customer.paused_until
+    paused = paused if paused is not None and paused >= ctx.today else None
+    if customer.value_class != SET_ASIDE_CLASS:
+        return [ctx.render("restore_nothing", who=who, customer=customer, paused=paused)]
+    params = {"shop": ctx.shop_id, "cid": customer.id}
+    earlier: dict[str, Any] = {}
+    for _, data in ledger.live_rows(ctx.session, ctx.shop_id, _CLASS_CHANGES, params):
+        if data.get("value_class") == SET_ASIDE_CLASS:
+            earlier = dict(data.get("before") or {})
+            break
+    now = {"value_class": customer.value_class, "by_owner": OWNER_CLASS_TAG in customer.tags}
+    restore_value_class(session=ctx.session, customer=customer, before=earlier)
+    ledger.record_event(
+        ctx,
+        "value_class",
+        customer=customer,
+        data={"value_class": customer.value_class, "restored": True, "before": now},
+    )
+    return [ctx.render("restored", who=who, customer=customer, paused=paused)]
 
 
 def _reason_labels(ctx: BotContext) -> list[str]:
@@ -667,6 +767,140 @@ def satisfaction(ctx: BotContext, intent: Intent) -> list[str]:
     return _for_customer(ctx, intent)
 
 
+@registry.command(
+    "set_aside",
+    summary="这位客户不用追了:不再提醒,名单和早上的提醒里都不出现(D类)",
+    example="王姐 不用追了",
+    verbs=SET_ASIDE_WORDS,
+    reader="class",
+)
+def set_aside(ctx: BotContext, intent: Intent) -> list[str]:
+    return _for_customer(ctx, intent)
+
+
+@registry.command(
+    "restore",
+    summary="不追的客户恢复提醒",
+    example="王姐 恢复提醒",
+    verbs=RESTORE_WORDS,
+    reader="text",
+)
+def restore(ctx: BotContext, intent: Intent) -> list[str]:
+    return _for_customer(ctx, intent)
+
+
+@registry.command(
+    "value_class",
+    summary="自己给客户定A/B/C类(A类快流失时由您亲自跟进),系统不再自动改",
+    example="王姐 A类",
+    verbs=tuple(VALUE_CLASS_WORDS),
+    reader="class",
+)
+def value_class(ctx: BotContext, intent: Intent) -> list[str]:
+    return _for_customer(ctx, intent)
+
+
+# --- half quantities ------------------------------------------------------------------------
+
+
+@registry.command("half_quantity", listed=False)
+def half_quantity(ctx: BotContext, intent: Intent) -> list[str]:
+    """An order of "一桶半": orders count whole units; ask which, never round quietly."""
+    options = list(intent.fields["options"])
+    pending.ask(ctx, "half_quantity", {"raw": intent.text, "options": [o["text"] for o in options]})
+    return [ctx.render("ask_whole_quantity", said=intent.fields["said"], options=options)]
+
+
+@pending.answers("half_quantity")
+def _whole_quantity_chosen(ctx: BotContext, payload: dict[str, Any], number: int) -> list[str]:
+    from app.bot.core import vocabulary_for  # (core imports this module)
+
+    options = list(payload["options"])
+    if not 1 <= number <= len(options):
+        pending.ask(ctx, "half_quantity", payload)
+        return [ctx.render("choice_out_of_range", count=len(options))]
+    chosen = parse(options[number - 1], vocab=vocabulary_for(ctx), today=ctx.today)
+    # The order keeps what the owner wrote ("王姐 一桶半"), not our rewording.
+    return _items(ctx, replace(chosen, text=str(payload["raw"])))
+
+
+# --- reminder settings ----------------------------------------------------------------------
+
+# The owner's word for each threshold: the first SETTING_WORDS word that names it.
+SETTING_LABELS = {
+    key: next(word for word, named in SETTING_WORDS.items() if named == key)
+    for key in dict.fromkeys(SETTING_WORDS.values())
+}
+
+
+def _settings_view(ctx: BotContext) -> list[dict[str, Any]]:
+    config = reminder_settings(ctx.shop)
+    return [
+        {
+            "key": key,
+            "label": SETTING_LABELS[key],
+            "value": getattr(config, key),
+            "low": spec.low,
+            "high": spec.high,
+            "whole": spec.whole,
+        }
+        for key, spec in REMINDER_SETTINGS.items()
+    ]
+
+
+@registry.command(
+    "settings",
+    summary="看、改提醒标准(超过平时间隔几倍提醒您跟进)",
+    example="设置 提醒倍数 1.8",
+    phrases=("设置", "提醒设置", "查看设置", "看设置"),
+    prefixes=("设置",),
+)
+def settings_(ctx: BotContext, intent: Intent) -> list[str]:
+    config = reminder_settings(ctx.shop)
+    if not intent.args:
+        return [ctx.render("settings_shown", settings=_settings_view(ctx), config=config)]
+    key, value = intent.fields.get("setting"), intent.fields.get("value")
+    if key is None or value is None:
+        return [ctx.render("setting_unclear", label=SETTING_LABELS.get(str(key)), text=intent.args)]
+    label = SETTING_LABELS[key]
+    current = getattr(config, key)
+    due_before = len(due_list(session=ctx.session, shop=ctx.shop, today=ctx.today))
+    try:
+        before = set_reminder_setting(
+            session=ctx.session, shop=ctx.shop, key=key, value=float(value), clock=ctx.clock
+        )
+    except SettingRefused as refused:
+        spec = refused.setting
+        return [
+            ctx.render(
+                "setting_refused",
+                label=label,
+                value=value,
+                current=current,
+                low=spec.low,
+                high=spec.high,
+                whole=spec.whole,
+                clash=SETTING_LABELS.get(refused.clash or ""),
+                clash_value=getattr(config, refused.clash) if refused.clash else None,
+                clash_higher=refused.clash_higher,
+            )
+        ]
+    after = ctx.shop.settings[key]
+    ledger.record_event(ctx, "settings", data={"key": key, "value": after, "before": before})
+    due_after = len(due_list(session=ctx.session, shop=ctx.shop, today=ctx.today))
+    return [
+        ctx.render(
+            "setting_changed",
+            key=key,
+            label=label,
+            was=current,
+            now=after,
+            due_before=due_before,
+            due_after=due_after,
+        )
+    ]
+
+
 # --- undo, statistics, help -----------------------------------------------------------------
 
 
@@ -704,8 +938,23 @@ def undo(ctx: BotContext, intent: Intent) -> list[str]:
         owner = ctx.session.get(Customer, order_row.customer_id)
         names[order_row.id] = owner.name if owner else ""
     orders = [{"name": names[o.id], "order": o} for o in change.orders]
+    _put_back(ctx, change.events)
     ledger.undo(ctx, change)
     return [ctx.render("undone", body=change.body, orders=orders, events=len(change.events))]
+
+
+def _put_back(ctx: BotContext, events: list[Event]) -> None:
+    """What ledger.undo does not restore itself: a value class, a reminder threshold."""
+    for event in reversed(events):  # newest first, so each ends at its oldest "before"
+        before = dict(event.data.get("before") or {})
+        if event.kind == "value_class" and event.customer_id is not None:
+            customer = ctx.session.get(Customer, event.customer_id)
+            if customer is not None:
+                restore_value_class(session=ctx.session, customer=customer, before=before)
+        elif event.kind == "settings":
+            write_reminder_settings(
+                session=ctx.session, shop=ctx.shop, values=before, clock=ctx.clock
+            )
 
 
 def _month(ctx: BotContext, months_back: int) -> list[str]:

@@ -147,11 +147,56 @@ class Holdings:
 def holdings(session: Session, shop_id: int, customer_id: int) -> Holdings:
     """balance() of tickets and of deposits and open_complaints(), from one read."""
     rows = live_rows(session, shop_id, _HELD, {"cid": customer_id, "shop": shop_id})
+    return _holdings(rows)
+
+
+def _holdings(rows: list[Any]) -> Holdings:
     return Holdings(
         tickets=_changes(r for r in rows if r.kind == "tickets"),
         buckets=_changes(r for r in rows if r.kind == "deposit"),
         complaints=_still_open(rows),
     )
+
+
+# Said when a complaint was marked resolved without saying how.
+FIX_UNSAID = "处理好了"
+
+
+@dataclass(frozen=True)
+class ScriptFacts:
+    """What a follow-up script may say about a customer's dealings with the shop."""
+
+    held: Holdings
+    complaint: str | None  # the open complaint, else the last one resolved, in the owner's words
+    complaint_fix: str | None  # what was done about it; None while it is still open
+    ticket_price_cents: int | None  # what the customer paid per ticket (None: never priced)
+
+
+def script_facts(session: Session, shop_id: int, customer_id: int) -> ScriptFacts:
+    """holdings() plus the complaint story and the ticket price, from the same one read."""
+    rows = live_rows(session, shop_id, _HELD, {"cid": customer_id, "shop": shop_id})
+    held = _holdings(rows)
+    complaint = fix = None
+    if held.complaints:
+        complaint = str(held.complaints[-1].data.get("text") or "") or None
+    else:
+        resolutions = [r for r in rows if r.kind == "complaint_resolved"]
+        if resolutions:
+            last = resolutions[-1]
+            named = {int(i) for i in last.data.get("complaint_ids", [])}
+            texts = [
+                str(r.data.get("text") or "")
+                for r in rows
+                if r.kind == "complaint" and r.id in named
+            ]
+            complaint = next((t for t in reversed(texts) if t), None)
+            if complaint is not None:
+                fix = str(last.data.get("text") or "") or FIX_UNSAID
+    bought = [r for r in rows if r.kind == "tickets" and int(r.data.get("change", 0)) > 0]
+    priced = [r for r in bought if r.data.get("amount_cents")]
+    count = sum(int(r.data["change"]) for r in priced)
+    price = round(sum(int(r.data["amount_cents"]) for r in priced) / count) if count else None
+    return ScriptFacts(held, complaint, fix, price)
 
 
 # --- undo -----------------------------------------------------------------------------------

@@ -11,14 +11,14 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import cached_property
 from typing import Any
 
 import cn2an
 
-from app.bot.when import DATE_WORD, TIME_WORD, read_day, read_until
+from app.bot.when import DATE_WORD, TIME_WORD, DayWord, read_day, read_until
 from app.outreach.tiers import loss_reason_code
 
 MAX_MESSAGE_CHARS = 500
@@ -109,6 +109,34 @@ TICKETS_BUY_WORDS = ("买水票", "办水票", "充水票", "买了水票", "办
 TICKETS_USE_WORDS = ("用水票", "用票", "水票抵", "用了水票", "扣水票", "水票")
 DEPOSIT_WORDS = ("押桶", "交押金", "押金", "压桶")
 DEPOSIT_RETURN_WORDS = ("退桶", "还桶", "退押金", "退回", "退了桶")
+# The owner's own call on a customer. D sets them aside: never chased, on no list.
+SET_ASIDE_WORDS = (
+    "不用追了",
+    "不用追",
+    "别追了",
+    "不追了",
+    "不用提醒了",
+    "不用提醒",
+    "别提醒了",
+    "不要提醒了",
+    "不再提醒",
+    "不用跟进了",
+    "D类",
+    "D级",
+)
+VALUE_CLASS_WORDS = {"A类": "A", "A级": "A", "B类": "B", "B级": "B", "C类": "C", "C级": "C"}
+RESTORE_WORDS = ("恢复提醒", "重新提醒", "继续提醒", "恢复跟进", "恢复")
+# What "设置 提醒倍数 1.8" may name: the owner's words for the shop's reminder thresholds
+# (the keys of app.risk.config.RiskConfig).
+SETTING_WORDS = {
+    "提醒倍数": "quiet_ratio",
+    "跟进倍数": "quiet_ratio",
+    "黄色倍数": "quiet_ratio",
+    "高风险倍数": "at_risk_ratio",
+    "红色倍数": "at_risk_ratio",
+    "流失倍数": "lost_ratio",
+    "流失天数": "lost_min_days",
+}
 
 # Loss reasons per industry: the label the owner sees, then the words that mean it.
 # The last entry is the catch-all. (搬家/倒闭 is the "passive" loss nobody could prevent.)
@@ -195,8 +223,10 @@ _TAIL_FILLER = re.compile(
     r"|送|来|要|急)"
 )
 _PAY_WORDS = re.compile(r"(?:已付款|已付|没付|未付|欠着|记账|赊账|月结|现金|微信|支付宝|到付)")
+# The verb between a name (and its day) and the quantity: "老王上周拿了两桶".
 _HEAD_TRAILING = re.compile(
-    r"(?:再来|再送|再要|又要|又订|还要|帮送|订了|要了|送了|来了|说要|要送|送|要|订|买|来|拿)$"
+    r"(?:再|又|还|也|帮|说)?"
+    r"(?:拿走了|拿了|买了|取了|订了|要了|送了|来了|要送|送|要|订|买|来|拿|取)$"
 )
 _HEAD_LEADING = re.compile(r"^(?:帮我给|给我|帮忙给|帮|给|替|送)")
 # Joining words before a second name ("…2桶 和老李1桶"); never stripped from the first name,
@@ -227,6 +257,7 @@ class OrderItem:
     order_on: date | None = None  # an explicit past day (昨天, 周三); None = today
     delivery_on: date | None = None  # 明天送: bought today, delivered that day
     note: str | None = None  # words kept with the order that we do not interpret
+    vague_day: str | None = None  # "上周": no single day was named; order_on is our reading
 
 
 @dataclass(frozen=True)
@@ -270,7 +301,9 @@ class Vocabulary:
     def verb_pattern(self) -> re.Pattern[str] | None:
         # Longest first, so at one position "投诉已解决" wins over "投诉".
         words = sorted(self.verbs, key=len, reverse=True)
-        return re.compile("|".join(re.escape(w) for w in words)) if words else None
+        # The registry keeps words lower-cased; "王姐 A类" is typed in capitals.
+        pattern = "|".join(re.escape(w) for w in words)
+        return re.compile(pattern, re.IGNORECASE) if words else None
 
     @cached_property
     def quantity_pattern(self) -> re.Pattern[str]:
@@ -278,6 +311,18 @@ class Vocabulary:
         return re.compile(
             rf"(?<![\d.])(?P<qty>\d{{1,5}}|[{_CN_DIGIT}]{{1,4}})\s*"
             rf"(?P<unit>{'|'.join(re.escape(u) for u in units)})"
+        )
+
+    @cached_property
+    def half_pattern(self) -> re.Pattern[str]:
+        """一桶半 / 2桶半, 1.5桶, 半桶: a quantity that is not a whole number."""
+        longest_first = sorted({*self.units, *UNIT_TYPOS}, key=len, reverse=True)
+        units = "|".join(re.escape(u) for u in longest_first)
+        return re.compile(
+            rf"(?<![\d.])(?P<qty>\d{{1,5}}|[{_CN_DIGIT}]{{1,4}})\s*(?P<unit>{units})半"
+            rf"(?![个天月年小钟价折])"
+            rf"|(?<![\d.])(?P<dec>\d{{1,5}}\.\d*[1-9])\s*(?P<dec_unit>{units})"
+            rf"|(?<![\d{_CN_DIGIT}])半\s*(?P<half_unit>{units})(?![个天月年小钟])"
         )
 
     @cached_property
@@ -463,25 +508,27 @@ def _quantity_at(match: re.Match[str]) -> tuple[int, int] | None:
     return None
 
 
-def _dated(item: OrderItem, extras: _Extras, today: date, default: date | None) -> OrderItem:
-    on: date | None = None
-    future = False
+def _dated(
+    item: OrderItem, extras: _Extras, today: date, default: tuple[DayWord, str] | None
+) -> OrderItem:
+    read = default
     for day_match in extras.days:
         day = read_day(day_match, today, ahead=False)
         if day is not None:
-            on, future = day.on, day.future
+            read = (day, day_match.group(0))
             break
-    if on is None:
-        on = default
     note = " ".join(extras.notes) or None
-    amount = extras.amount_cents
-    if on is None or on == today:
-        return OrderItem(item.customer, item.quantity, item.unit, amount, None, None, note)
-    if future or on > today:
+    dated = replace(item, amount_cents=extras.amount_cents, note=note)
+    if read is None or read[0].on == today:
+        return dated
+    day, said = read
+    # 上周 names no single day: the reply says which day we took it for.
+    dated = replace(dated, vague_day=said if day.approximate else None)
+    if day.future or day.on > today:
         # Ordered today for a later day: the purchase is today's (that is when the customer
         # decided to buy, and what their rhythm is measured by); the day is the delivery's.
-        return OrderItem(item.customer, item.quantity, item.unit, amount, None, on, note)
-    return OrderItem(item.customer, item.quantity, item.unit, amount, on, None, note)
+        return replace(dated, delivery_on=day.on)
+    return replace(dated, order_on=day.on)
 
 
 def scan_items(text: str, vocab: Vocabulary, today: date, *, customer: str = "") -> list[OrderItem]:
@@ -495,7 +542,7 @@ def scan_items(text: str, vocab: Vocabulary, today: date, *, customer: str = "")
         return []
     items: list[OrderItem] = []
     head = text[: matches[0].start()]
-    message_day: date | None = None
+    message_day: tuple[DayWord, str] | None = None
     previous = customer
     for index, match in enumerate(matches):
         read = _quantity_at(match)
@@ -510,7 +557,7 @@ def scan_items(text: str, vocab: Vocabulary, today: date, *, customer: str = "")
         if index == 0 and extras.days and name:
             # "昨天 王姐2桶 老李1桶": a day before the first name dates the whole message.
             first = read_day(extras.days[0], today, ahead=False)
-            message_day = first.on if first else None
+            message_day = (first, extras.days[0].group(0)) if first else None
         name = name or previous
         if not name:
             return []
@@ -557,6 +604,12 @@ def _read_score(text: str) -> dict[str, Any]:
     return {"score": score, "text": text.strip()}
 
 
+# "把王姐设为A类", "王姐改成D类": the words around the name that only say "make her".
+_CLASS_NAME_NOISE = re.compile(
+    r"^(?:把|将|给)|(?:设置为|设置成|设为|设成|改为|改成|定为|定成|调为|调成|归为|归到|划为|列为|算|是)$"
+)
+
+
 def _verb_intent(
     clean: str,
     match: re.Match[str],
@@ -567,15 +620,17 @@ def _verb_intent(
     text: str = "",
 ) -> Intent:
     """'王姐 流失 价格' -> lost(customer=王姐, reason=价格); `customer` when already known."""
-    kind, reader = vocab.verbs[match.group(0)]
+    verb = match.group(0)
+    kind, reader = vocab.verbs[verb.lower()]
     before = "" if customer else clean[: match.start()]
     after = clean[match.end() :].strip(" ·:-,，")
-    verb = match.group(0)
     name = (
         customer
         or re.sub(r"(?:说|:|的?电话|的?微信|的?消息|的?短信)$", "", before.strip(" ·:-,，")).strip()
     )
     name = re.sub(r"\s+", "", name)
+    if reader == "class" and not customer:
+        name = _CLASS_NAME_NOISE.sub("", name)
     clean = text or clean
     if reader == "items":
         items = scan_items(f"{before} {after}", vocab, today, customer=customer)
@@ -599,6 +654,8 @@ def _verb_intent(
         fields = {"until": until.isoformat() if until else None, "text": after}
     elif reader == "score":
         fields = _read_score(after)
+    elif reader == "class":
+        fields = {"value_class": VALUE_CLASS_WORDS.get(verb.upper(), "D"), "text": after}
     else:
         fields = {"text": after}
     return Intent(kind=kind, text=clean, args=after, customer=name, fields=fields)
@@ -664,6 +721,74 @@ def _numbered_reply(clean: str, vocab: Vocabulary) -> Intent | None:
     return None
 
 
+# --- half quantities --------------------------------------------------------------------------
+
+
+def _half_read(match: re.Match[str]) -> tuple[str, int, str] | None:
+    """(the name's characters the match took, the whole units below the half, the unit):
+    '张三两桶半' -> ('三', 2, '桶'); None when the count is no count."""
+    if match.group("dec"):
+        return "", int(float(match.group("dec"))), match.group("dec_unit")
+    if match.group("half_unit"):
+        return "", 0, match.group("half_unit")
+    read = _quantity_at(match)
+    if read is None:
+        return None
+    quantity, skip = read
+    return match.group("qty")[:skip], quantity, match.group("unit")
+
+
+def _half_quantity(clean: str, vocab: Vocabulary, today: date) -> Intent | None:
+    """An order of "一桶半": orders count whole units, so the owner is asked which whole
+    number they mean (rounded down, rounded up); None when there is no half quantity."""
+    halves = list(vocab.half_pattern.finditer(clean))
+    reads = [_half_read(m) for m in halves]
+    if not halves or None in reads:
+        return None
+    options: list[dict[str, Any]] = []
+    for up in (0, 1):
+        text, end = "", 0
+        for match, read in zip(halves, reads, strict=True):
+            assert read is not None  # checked above; narrows the type for mypy
+            name_part, count, unit = read
+            if count + up == 0:
+                break  # "半桶" rounded down is nothing: not a choice
+            whole = f"{name_part}{count + up}{UNIT_TYPOS.get(unit, unit)}"
+            text, end = text + clean[end : match.start()] + whole, match.end()
+        else:
+            text += clean[end:]
+            intent = parse(text, vocab=vocab, today=today)
+            if not intent.items:
+                return None  # "暂停 半个月": not an order after all
+            items = [
+                {"customer": i.customer, "quantity": i.quantity, "unit": i.unit}
+                for i in intent.items
+            ]
+            options.append({"text": text, "items": items})
+    said = [m.group(0)[len(r[0]) :] for m, r in zip(halves, reads, strict=True) if r]
+    return Intent(kind="half_quantity", text=clean, fields={"said": said, "options": options})
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+
+def _read_setting(args: str) -> dict[str, Any]:
+    """'提醒倍数 1.8' -> the setting's key and the number; None for what is not there."""
+    key: str | None = None
+    rest = args
+    for word in sorted(SETTING_WORDS, key=len, reverse=True):
+        at = args.find(word)
+        if at >= 0:
+            key, rest = SETTING_WORDS[word], args[at + len(word) :]
+            break
+    value: float | None = None
+    number = re.search(rf"\d+(?:\.\d+)?|[{_CN_DIGIT}]+", rest)
+    if number:
+        token = number.group(0)
+        value = float(token) if token[0].isdigit() else chinese_quantity(token)
+    return {"setting": key, "value": value, "text": args}
+
+
 def parse(text: str, *, vocab: Vocabulary, today: date) -> Intent:
     """Classify one message; `today` is the shop's date, used to read 昨天 / 周三 / 到月底."""
     raw = text
@@ -680,6 +805,8 @@ def parse(text: str, *, vocab: Vocabulary, today: date) -> Intent:
             args = clean[len(word) :].strip(" :：,，")
             if kind == "new_customer":
                 return Intent(kind=kind, text=clean, args=args, fields=_parse_new_customer(args))
+            if kind == "settings":
+                return Intent(kind=kind, text=clean, args=args, fields=_read_setting(args))
             customer = args if kind == "card" else ""
             return Intent(kind=kind, text=clean, args=args, customer=customer)
     if clean in CANCEL_WORDS:
@@ -689,6 +816,9 @@ def parse(text: str, *, vocab: Vocabulary, today: date) -> Intent:
     numbered = _numbered_reply(clean, vocab)
     if numbered is not None:
         return numbered
+    half = _half_quantity(clean, vocab, today)
+    if half is not None:
+        return half
     forwarded = _FORWARDED.match(clean)
     if forwarded:
         # What a customer wrote, forwarded with their name in front: they are the customer.

@@ -1,4 +1,4 @@
-"""Dates and durations as owners write them: 昨天, 周三, 12号, 3月5日, 到月底, 两周.
+"""Dates and durations as owners write them: 昨天, 周三, 12号, 3月5日, 到月底, 两周, 上周.
 
 Pure functions of the text and "today". Two readings of a bare day:
 - looking back (an order): 周三 is the most recent Wednesday, today included; 12号 is the
@@ -6,13 +6,15 @@ Pure functions of the text and "today". Two readings of a bare day:
 - looking ahead (a pause): 周三 is the next Wednesday, today included; 12号 is this month's
   12th unless it has passed, then next month's.
 Words such as 明天 / 下周 / 上周 say the direction themselves and win.
+A few words name no single day (上周, 前几天): they are read as a sensible day and marked
+approximate, so the reply can say which day was recorded.
 """
 
 from __future__ import annotations
 
 import calendar
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 import cn2an
@@ -35,17 +37,36 @@ _RELATIVE_DAYS = {
     "后天": 2,
     "大后天": 3,
 }
-_WEEKDAYS = {"一": 0, "二": 1, "三": 2, "四": 3, "五": 4, "六": 5, "日": 6, "天": 6, "七": 6}
+# Days back that name no single day: the usual reading, said back to the owner.
+_LOOSE_DAYS = {"前几天": -3, "前两天": -2}
+# 上周 without a weekday: a week back.
+_WEEKS_BACK = {"上": 1, "上个": 1, "上上": 2, "上上个": 2}
+# 周末 is read as its Saturday.
+_WEEKDAYS = {
+    "一": 0,
+    "二": 1,
+    "三": 2,
+    "四": 3,
+    "五": 4,
+    "六": 5,
+    "日": 6,
+    "天": 6,
+    "七": 6,
+    "末": 5,
+}
 _WEEKDAYS.update({str(i + 1): i for i in range(7)})
 
 # A day word in running text. "3号楼" / "12号院" are addresses, not dates.
 DATE_WORD = re.compile(
-    "(?P<rel>" + "|".join(sorted(_RELATIVE_DAYS, key=len, reverse=True)) + ")"
-    r"|(?P<wkprefix>上上|上个|上|下个|下|这个|这|本)?(?:周|星期|礼拜)(?P<wd>[一二三四五六日天1-7])"
+    "(?P<loose>" + "|".join(_LOOSE_DAYS) + ")"
+    "|(?P<rel>" + "|".join(sorted(_RELATIVE_DAYS, key=len, reverse=True)) + ")"
+    r"|(?P<wkprefix>上上个|上上|上个|上|下个|下|这个|这|本)?(?:周|星期|礼拜)"
+    r"(?P<wd>[一二三四五六日天末1-7])"
+    r"|(?P<weeksback>上上个|上上|上个|上)(?:周|星期|礼拜)"
     r"|(?:(?P<month>\d{1,2})月(?P<mday>\d{1,2})(?:日|号)?)"
     r"|(?:(?<!\d)(?P<day>\d{1,2})(?:日|号)(?![楼栋院门室单区座层幢期\d])"
-    # "3号李会计" is a name; "12号送" / "12号下午" are days.
-    r"(?!(?![上下中早晚送要来的那左前后])[\u4e00-\u9fff]))"
+    # "3号李会计" is a name; "12号送" / "12号下午" / "3号拿了" are days.
+    r"(?!(?![上下中早晚送要来的那左前后拿订买取又再])[\u4e00-\u9fff]))"
 )
 # A time of day carries nothing we store beyond the raw text; read it so it is not mistaken
 # for an amount ("下午3点" is not 3元).
@@ -62,6 +83,7 @@ class DayWord:
 
     on: date
     future: bool  # 明天 / 下周三: the text says "ahead", whatever direction was asked
+    approximate: bool = False  # 上周, 前几天: no single day was named; `on` is our reading
 
 
 def _shift_month(year: int, month: int, delta: int) -> tuple[int, int]:
@@ -75,28 +97,40 @@ def _safe_date(year: int, month: int, day: int) -> date | None:
     return date(year, month, day)
 
 
+def _weekday(match: re.Match[str], today: date, *, ahead: bool) -> DayWord:
+    weekday = _WEEKDAYS[match.group("wd")]
+    prefix = match.group("wkprefix") or ""
+    monday = today - timedelta(days=today.weekday())
+    if prefix in ("下", "下个"):
+        return DayWord(monday + timedelta(days=7 + weekday), future=True)
+    if prefix in ("上", "上个"):
+        return DayWord(monday + timedelta(days=weekday - 7), future=False)
+    if prefix in ("上上", "上上个"):
+        return DayWord(monday + timedelta(days=weekday - 14), future=False)
+    if prefix in ("这", "这个", "本"):
+        this_week = monday + timedelta(days=weekday)
+        return DayWord(this_week, future=this_week > today)
+    back = (today.weekday() - weekday) % 7
+    if ahead:
+        return DayWord(today + timedelta(days=(weekday - today.weekday()) % 7), future=False)
+    return DayWord(today - timedelta(days=back), future=False)
+
+
 def read_day(match: re.Match[str], today: date, *, ahead: bool) -> DayWord | None:
     """Turn a DATE_WORD match into a date; None when it names no real day (2月30号)."""
+    if match.group("loose"):
+        back = _LOOSE_DAYS[match.group("loose")]
+        return DayWord(today + timedelta(days=back), future=False, approximate=True)
+    if match.group("weeksback"):
+        weeks = _WEEKS_BACK[match.group("weeksback")]
+        return DayWord(today - timedelta(days=7 * weeks), future=False, approximate=True)
     if match.group("rel"):
         offset = _RELATIVE_DAYS[match.group("rel")]
         return DayWord(today + timedelta(days=offset), future=offset > 0)
     if match.group("wd"):
-        weekday = _WEEKDAYS[match.group("wd")]
-        prefix = match.group("wkprefix") or ""
-        monday = today - timedelta(days=today.weekday())
-        if prefix in ("下", "下个"):
-            return DayWord(monday + timedelta(days=7 + weekday), future=True)
-        if prefix in ("上", "上个"):
-            return DayWord(monday + timedelta(days=weekday - 7), future=False)
-        if prefix == "上上":
-            return DayWord(monday + timedelta(days=weekday - 14), future=False)
-        if prefix in ("这", "这个", "本"):
-            this_week = monday + timedelta(days=weekday)
-            return DayWord(this_week, future=this_week > today)
-        back = (today.weekday() - weekday) % 7
-        if ahead:
-            return DayWord(today + timedelta(days=(weekday - today.weekday()) % 7), future=False)
-        return DayWord(today - timedelta(days=back), future=False)
+        read = _weekday(match, today, ahead=ahead)
+        # 周末 is two days; the Saturday is our reading, and the reply says so.
+        return replace(read, approximate=True) if match.group("wd") == "末" else read
     if match.group("month"):
         month, day = int(match.group("month")), int(match.group("mday"))
         on: date | None = _safe_date(today.year, month, day)

@@ -9,6 +9,9 @@ from sqlalchemy import JSON, BigInteger, Column, Index
 from sqlmodel import Field, SQLModel
 
 VALUE_CLASSES = ("A", "B", "C", "D")
+# On a customer whose value class the owner set by hand ("王姐 A类"): the nightly rescore
+# leaves that class alone. (D, set aside, is always the owner's call.)
+OWNER_CLASS_TAG = "老板定级"
 CUSTOMER_STATUSES = ("active", "paused", "lost", "forgotten")
 
 

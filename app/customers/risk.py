@@ -30,7 +30,7 @@ from sqlmodel import Session, col, select
 
 from app import lean
 from app.clock import Clock, from_utc, local_today
-from app.customers.models import Customer, CustomerSummary
+from app.customers.models import OWNER_CLASS_TAG, Customer, CustomerSummary
 from app.events.models import Event
 from app.events.service import RISK_EVENT_KINDS, undone_among, undone_event_ids
 from app.orders.models import Order
@@ -47,7 +47,7 @@ PRIORS_KEY = "risk_priors"
 
 
 def risk_config(shop: Shop) -> RiskConfig:
-    return RiskConfig.from_settings(shop.settings)
+    return RiskConfig.from_settings(shop.settings, shop.industry)
 
 
 def stored_priors(shop: Shop) -> ShopPriors | None:
@@ -445,15 +445,23 @@ def rescore_shop(*, session: Session, shop: Shop, clock: Clock) -> ShopPriors:
 
 
 def _assign_value_classes(*, session: Session, shop: Shop, retained: Any, ids: list[int]) -> None:
-    """A (top 20 % by value if retained), B (next 30 %), C (the rest); D is the owner's call."""
+    """A (top 20 % by value if retained), B (next 30 %), C (the rest); D is the owner's call,
+    and so is any class the owner set by hand (tagged OWNER_CLASS_TAG)."""
     if not ids:
         return
     order = np.argsort(-retained, kind="stable")
     classes = np.full(len(ids), "C", dtype=object)
     classes[order[: int(len(ids) * 0.2)]] = "A"
     classes[order[int(len(ids) * 0.2) : int(len(ids) * 0.5)]] = "B"
+    by_owner = {
+        cid
+        for cid, tags in session.exec(
+            select(Customer.id, Customer.tags).where(Customer.shop_id == shop.id)
+        )
+        if OWNER_CLASS_TAG in (tags or [])
+    }
     for value_class in ("A", "B", "C"):
-        chosen = [ids[i] for i in np.flatnonzero(classes == value_class)]
+        chosen = [ids[i] for i in np.flatnonzero(classes == value_class) if ids[i] not in by_owner]
         if chosen:
             session.execute(
                 update(Customer)

@@ -12,13 +12,18 @@ from sqlmodel import Session, col, select
 
 from app import lean
 from app.clock import Clock
-from app.customers.models import Customer, CustomerSummary
-from app.db import load
+from app.customers.models import OWNER_CLASS_TAG, VALUE_CLASSES, Customer, CustomerSummary
+from app.customers.risk import rescore_shop, risk_config
+from app.db import load, update
 from app.events.service import log_event
 from app.orders.models import Order
 from app.risk.assess import STAGE_LABELS, Stage, stage_on
+from app.risk.config import RiskConfig
 from app.risk.signals import BY_CODE, EVENT_SIGNAL_MASK
 from app.shops.models import Shop
+
+# D: the owner set this customer aside ("不用追了"): never chased, on no list or digest.
+SET_ASIDE_CLASS = "D"
 
 
 class CustomerError(ValueError):
@@ -170,6 +175,7 @@ _DUE_ROWS = (
         _S.c.check_on <= bindparam("today"),
         _S.c.lost_on > bindparam("today"),
         _C.c.status == "active",
+        _C.c.value_class != SET_ASIDE_CLASS,
     )
 )
 
@@ -202,7 +208,8 @@ def due_list(*, session: Session, shop: Shop, today: date) -> list[DueLine]:
 
 
 def due_customers(*, session: Session, shop: Shop, today: date) -> list[DueCustomer]:
-    """Quiet and at-risk customers on `today`, most at stake first (indexed on check_on)."""
+    """Quiet and at-risk customers on `today`, most at stake first (indexed on check_on);
+    never one the owner set aside (class D)."""
     rows = session.exec(
         select(CustomerSummary, Customer)
         .join(Customer, col(Customer.id) == col(CustomerSummary.customer_id))
@@ -211,6 +218,7 @@ def due_customers(*, session: Session, shop: Shop, today: date) -> list[DueCusto
             col(CustomerSummary.check_on) <= today,
             col(CustomerSummary.lost_on) > today,
             Customer.status == "active",
+            Customer.value_class != SET_ASIDE_CLASS,
         )
     ).all()
     due: list[DueCustomer] = []
@@ -299,3 +307,114 @@ def customer_card(*, session: Session, customer: Customer, today: date) -> Custo
         days_since_last=(today - summary.last_order_on).days if summary.last_order_on else None,
         recent_orders=recent,
     )
+
+
+# --- the owner's own calls: value class, reminder thresholds ----------------------------------
+
+
+def set_value_class(*, session: Session, customer: Customer, value_class: str) -> dict[str, Any]:
+    """The owner's class for the customer ("王姐 A类"; D sets them aside). It wins over the
+    computed one: the nightly rescore leaves a customer so tagged alone. Returns the class
+    as it was and whether it was the owner's, for undo and for 恢复提醒."""
+    if value_class not in VALUE_CLASSES:
+        raise CustomerError(f"unknown value class {value_class!r}")
+    before = {"value_class": customer.value_class, "by_owner": OWNER_CLASS_TAG in customer.tags}
+    _write_class(session, customer, value_class, by_owner=True)
+    return before
+
+
+def restore_value_class(*, session: Session, customer: Customer, before: dict[str, Any]) -> None:
+    """Put back what set_value_class returned (C, the engine's, when nothing was recorded)."""
+    value_class = str(before.get("value_class") or "C")
+    _write_class(session, customer, value_class, by_owner=bool(before.get("by_owner")))
+
+
+def _write_class(session: Session, customer: Customer, value_class: str, *, by_owner: bool) -> None:
+    tags = [t for t in customer.tags if t != OWNER_CLASS_TAG]
+    if by_owner:
+        tags.append(OWNER_CLASS_TAG)
+    update(session, customer, value_class=value_class, tags=tags)
+
+
+@dataclass(frozen=True)
+class ReminderSetting:
+    """A reminder threshold the owner may change in chat (设置), within bounds that keep the
+    lists useful: a RiskConfig field, its allowed range, and whether it counts whole days."""
+
+    key: str
+    low: float
+    high: float
+    whole: bool = False
+
+
+REMINDER_SETTINGS: dict[str, ReminderSetting] = {
+    s.key: s
+    for s in (
+        ReminderSetting("quiet_ratio", 1.2, 3.0),  # yellow: overdue by this multiple
+        ReminderSetting("at_risk_ratio", 1.5, 5.0),  # red
+        ReminderSetting("lost_ratio", 2.0, 8.0),
+        ReminderSetting("lost_min_days", 30, 365, whole=True),  # never lost sooner
+    )
+}
+# The multiples must keep yellow < red < lost (RiskConfig checks it too).
+_RATIO_ORDER = ("quiet_ratio", "at_risk_ratio", "lost_ratio")
+
+
+class SettingRefused(ValueError):
+    """A threshold outside its range, or one that would pass its neighbour `clash` (which
+    it must stay under when `clash_higher`, else above)."""
+
+    def __init__(
+        self, setting: ReminderSetting, *, clash: str | None = None, clash_higher: bool = False
+    ) -> None:
+        super().__init__(setting.key)
+        self.setting = setting
+        self.clash = clash
+        self.clash_higher = clash_higher
+
+
+def reminder_settings(shop: Shop) -> RiskConfig:
+    """The thresholds the shop's lists are built with (its settings over the defaults)."""
+    return risk_config(shop)
+
+
+def set_reminder_setting(
+    *, session: Session, shop: Shop, key: str, value: float, clock: Clock
+) -> dict[str, Any]:
+    """Change one threshold and rescore the shop, so the next list follows it. Returns the
+    shop's own setting as it was ({key: None} when the default applied), for undo."""
+    setting = REMINDER_SETTINGS[key]
+    if not setting.low <= value <= setting.high or (setting.whole and not value.is_integer()):
+        raise SettingRefused(setting)
+    new: float | int = int(value) if setting.whole else round(value, 2)
+    if key in _RATIO_ORDER:
+        current = risk_config(shop)
+        at = _RATIO_ORDER.index(key)
+        below = _RATIO_ORDER[at - 1] if at > 0 else None
+        above = _RATIO_ORDER[at + 1] if at + 1 < len(_RATIO_ORDER) else None
+        if below and new <= getattr(current, below):
+            raise SettingRefused(setting, clash=below)
+        if above and new >= getattr(current, above):
+            raise SettingRefused(setting, clash=above, clash_higher=True)
+    before = {key: shop.settings.get(key)}
+    write_reminder_settings(session=session, shop=shop, values={key: new}, clock=clock)
+    return before
+
+
+def write_reminder_settings(
+    *, session: Session, shop: Shop, values: dict[str, Any], clock: Clock
+) -> None:
+    """Store these thresholds (None: back to the default) and rescore the shop with them."""
+    own = session.get(Shop, shop.id)
+    assert own is not None
+    settings = {**own.settings, **values}
+    for key, value in values.items():
+        if value is None:
+            settings.pop(key)
+    own.settings = settings
+    session.add(own)
+    if own is not shop:
+        shop.__dict__["settings"] = settings  # the caller's copy, as rescore_shop keeps it
+    # Every summary's yellow/red/lost days are computed with the thresholds: recompute now
+    # (RiskConfig refuses an inconsistent set there, and the transaction rolls back).
+    rescore_shop(session=session, shop=own, clock=clock)

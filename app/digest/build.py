@@ -20,7 +20,7 @@ from app.config import Settings
 from app.customers.models import Customer
 from app.outreach.links import item_token, link_secret, list_token
 from app.outreach.models import FollowUp
-from app.outreach.outcomes import OUTCOME_LABELS, REASON_WORDS, tap_key
+from app.outreach.outcomes import OUTCOME_LABELS, REASON_WORDS, Contact, recent_contacts, tap_key
 from app.outreach.service import PlannedItem, plan_day, save_plan
 from app.risk.signals import BY_CODE
 from app.shops.models import Shop, Staff
@@ -47,6 +47,7 @@ class DigestLine:
     reason: str
     url: str | None
     assignee_name: str
+    last_contact: Contact | None = None  # what the last contact found out (昨天电话:嫌贵)
 
 
 @dataclass(frozen=True)
@@ -222,6 +223,9 @@ def build_digest(
     by_person: dict[int, list[PlannedItem]] = {}
     for item in items:
         by_person.setdefault(item.assignee_id, []).append(item)
+    # Only the lines the message shows say how the last contact went (one read for all).
+    shown = [i.customer.id or 0 for mine in by_person.values() for i in _shown(mine)]
+    contacts = recent_contacts(session=session, shop=shop, customer_ids=shown, today=day, limit=1)
     for person in people:
         assert person.id is not None
         mine = by_person.get(person.id, [])
@@ -243,6 +247,7 @@ def build_digest(
                     reason=reason_line(shop, item, settings.templates_dir),
                     url=url,
                     assignee_name=names.get(item.assignee_id, ""),
+                    last_contact=next(iter(contacts.get(item.customer.id or 0, [])), None),
                 )
             )
         team = []
@@ -281,6 +286,14 @@ def build_digest(
     return digest
 
 
+def _shown(items: list[PlannedItem]) -> list[PlannedItem]:
+    """The items a person's message lists: the first few of each tier."""
+    out: list[PlannedItem] = []
+    for tier in TIER_ORDER:
+        out += [i for i in items if i.step.tier == tier][:LINES_PER_TIER]
+    return out
+
+
 def _groups(lines: list[DigestLine]) -> list[dict[str, Any]]:
     groups = []
     for tier in TIER_ORDER:
@@ -297,6 +310,10 @@ def _groups(lines: list[DigestLine]) -> list[dict[str, Any]]:
                         "name": line.item.customer.name,
                         "stage": str(line.item.stage),
                         "reason": line.reason,
+                        "tier": line.item.step.tier,
+                        "last_contact": line.last_contact,
+                        # What is at stake, in whole 元 as owners are told money.
+                        "at_stake_yuan": round(line.item.summary.value_at_risk_cents / 100),
                     }
                     for line in in_tier[:LINES_PER_TIER]
                 ],

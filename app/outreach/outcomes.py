@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, Exists, bindparam, exists, literal
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from app.clock import Clock
+from app.clock import Clock, from_utc
 from app.customers.models import Customer
 from app.events.models import Event
 from app.events.service import log_event
@@ -91,10 +91,16 @@ class Recorded:
     outcome: str
     label: str
     cost_cents: int = 0  # the offer cost this record added
+    reason: str | None = None  # the reason code on record (what a call or a loss found out)
 
 
 def _local_today(shop: Shop, clock: Clock) -> date:
     return clock.now().astimezone(ZoneInfo(shop.timezone)).date()
+
+
+def _local_day(moment: datetime, tz: ZoneInfo) -> date:
+    """A stored moment (naive means UTC, as SQLite returns it) as the shop's date."""
+    return from_utc(moment).astimezone(tz).date()
 
 
 def record_outcome(
@@ -152,7 +158,10 @@ def record_outcome(
         if followup.first_contact_at is None:
             followup.first_contact_at = now
             # The first contact of a follow-up is an outreach for the engine's ignored streak.
-            log_event(kind="outreach", data={**base, "kind": followup.kind}, **common)  # type: ignore[arg-type]
+            data = {**base, "kind": followup.kind}
+            if reason_code is not None:
+                data["reason"] = reason_code
+            log_event(kind="outreach", data=data, **common)  # type: ignore[arg-type]
         followup.status = "contacted"
         if outcome in ("warm", "none", "cold"):
             log_event(kind="interaction", data={**base, "reaction": outcome}, **common)  # type: ignore[arg-type]
@@ -203,7 +212,14 @@ def record_outcome(
     session.add(followup)
     session.add(customer)
     session.flush()
-    return Recorded(followup, customer, outcome, OUTCOME_LABELS[outcome], cost_cents or 0)
+    return Recorded(
+        followup,
+        customer,
+        outcome,
+        OUTCOME_LABELS[outcome],
+        cost_cents or 0,
+        reason=followup.outcome_reason if reason_code is not None else None,
+    )
 
 
 def add_offer_cost(
@@ -385,17 +401,21 @@ def record_tap(
 
 
 def confirmation(recorded: Recorded) -> str:
-    """已记:王姐 已发消息 ✓ (plain, short: it replaces a card's buttons)."""
+    """已记:老郭 打过电话,原因:价格,优惠花费20元 ✓ — everything that was recorded, no more
+    (plain, short: it replaces a card's buttons)."""
     label = recorded.label
+    reason = recorded.reason
     if recorded.outcome == "lost" and recorded.followup.outcome_reason:
         label = f"流失·{REASON_WORDS[recorded.followup.outcome_reason]}"
+        reason = None  # already in the label
     if recorded.outcome == "away" and recorded.followup.away_until:
         until = recorded.followup.away_until
         label = f"暂停到{until.month}月{until.day}日"
     if recorded.outcome == "cost":
         return f"已记:{recorded.customer.name} 优惠花费{_yuan(recorded.cost_cents)} ✓"
+    said = f",原因:{REASON_WORDS[reason]}" if reason in REASON_WORDS else ""
     cost = f",优惠花费{_yuan(recorded.cost_cents)}" if recorded.cost_cents else ""
-    return f"已记:{recorded.customer.name} {label}{cost} ✓"
+    return f"已记:{recorded.customer.name} {label}{said}{cost} ✓"
 
 
 def _yuan(cents: int) -> str:
@@ -454,8 +474,16 @@ def on_order(
         )
     )
     recent = [f for f in pending if f.created_on >= since]
-    # The win-back goes to the last rung that actually reached the customer.
-    contacted = [f for f in recent if f.status == "contacted"]
+    # The win-back goes to the last rung that actually reached the customer before the order:
+    # an order dated before the contact ("陶阿姨 3桶 前天") came back on its own.
+    tz = ZoneInfo(shop.timezone)
+    contacted = [
+        f
+        for f in recent
+        if f.status == "contacted"
+        and f.first_contact_at is not None
+        and _local_day(f.first_contact_at, tz) <= order.order_date
+    ]
     followup = contacted[0] if contacted else (recent[0] if recent else None)
     credited = bool(contacted)
     for row in pending:
@@ -511,3 +539,67 @@ def undo_orders(*, session: Session, order_ids: list[int]) -> None:
         followup.recovered_order_id = None
         session.add(followup)
     session.flush()
+
+
+# --- what came of past contacts, for the card, the chat list and the digest ----------------
+
+CONTACTS_SHOWN = 3
+# Contacts older than this are another story; the card and the lists leave them out.
+CONTACT_HISTORY_DAYS = 180
+# Chunks of customer ids per read (SQLite allows a few thousand bound parameters).
+_IDS_PER_READ = 500
+
+
+@dataclass(frozen=True)
+class Contact:
+    """One follow-up that reached the customer (or closed them), as the owner recorded it."""
+
+    on: date  # the day of the contact (or of the closing, when nobody reached them)
+    tier: int
+    outcome: str
+    reason: str | None  # a LOSS_REASONS code: what the call or the loss found out
+    cost_cents: int
+
+    @property
+    def cost_yuan(self) -> int:
+        """What it cost, in whole 元 as owners are told money."""
+        return round(self.cost_cents / 100)
+
+
+def recent_contacts(
+    *,
+    session: Session,
+    shop: Shop,
+    customer_ids: list[int],
+    today: date,
+    limit: int = CONTACTS_SHOWN,
+) -> dict[int, list[Contact]]:
+    """Each customer's last few recorded contacts, newest first (customers with none left out)."""
+    tz = ZoneInfo(shop.timezone)
+    since = today - timedelta(days=CONTACT_HISTORY_DAYS)
+    found: dict[int, list[tuple[date, int, Contact]]] = {}
+    for start in range(0, len(customer_ids), _IDS_PER_READ):
+        chunk = customer_ids[start : start + _IDS_PER_READ]
+        rows = session.exec(
+            select(FollowUp).where(
+                FollowUp.shop_id == shop.id,
+                col(FollowUp.customer_id).in_(chunk),
+                col(FollowUp.outcome).is_not(None),
+                col(FollowUp.created_on) >= since,
+            )
+        )
+        for row in rows:
+            if row.outcome is None or (row.first_contact_at is None and row.outcome == "returned"):
+                continue  # came back before anyone reached them: not a contact
+            moment = row.first_contact_at or row.outcome_at
+            if moment is None:
+                continue
+            on = _local_day(moment, tz)
+            if on > today:
+                continue
+            contact = Contact(on, row.tier, row.outcome, row.outcome_reason, row.cost_cents)
+            found.setdefault(row.customer_id, []).append((on, row.id or 0, contact))
+    return {
+        cid: [c for _, _, c in sorted(rows, key=lambda r: (r[0], r[1]), reverse=True)[:limit]]
+        for cid, rows in found.items()
+    }

@@ -70,6 +70,8 @@ DEFAULT_CALL_OFFERS: dict[str, dict[str, str]] = {
 }
 
 REACTION_LABELS = {"warm": "回得挺热情", "none": "没回", "cold": "回得冷淡", None: "还没记回复"}
+# A contact with no reaction recorded, said by what it came to.
+CONTACT_LABELS = {"called": "打通了", "visited": "见过面/给过优惠"}
 TIER_LABELS = {0: "关怀回访", 1: "微信问候", 2: "电话", 3: "上门/优惠"}
 CLV_TIER_LABELS = {"diamond": "钻石", "platinum": "铂金", "gold": "黄金", "silver": "白银"}
 REASON_LABELS = {
@@ -91,6 +93,7 @@ class CustomerHistory:
     name: str
     value_class: str
     address_as: str | None = None  # how staff address them: 王姐, 李总; defaults to the name
+    is_company: bool = False  # an office or a business: 贵公司, never 您家
     last_order_on: date | None = None
     usual_quantity: float | None = None
     interval_days: float | None = None
@@ -104,6 +107,7 @@ class CustomerHistory:
     last_outreach_tier: int | None = None
     last_outreach_on: date | None = None
     last_reaction: str | None = None
+    last_outcome: str | None = None  # what the last contact came to (called, visited…)
     loss_reason: str | None = None
     promise: str | None = None  # what was promised when they were won back
     last_service: str | None = None  # car: 小保养, 换轮胎
@@ -186,7 +190,9 @@ def script_context(
             "tier_label": TIER_LABELS[h.last_outreach_tier],
             "on": h.last_outreach_on,
             "reaction": h.last_reaction,
-            "reaction_label": REACTION_LABELS.get(h.last_reaction, "还没记回复"),
+            "reaction_label": REACTION_LABELS.get(h.last_reaction, REACTION_LABELS[None])
+            if h.last_reaction is not None
+            else CONTACT_LABELS.get(h.last_outcome or "", REACTION_LABELS[None]),
         }
     unit_price = settings.get("unit_price_cents")
     return {
@@ -195,6 +201,7 @@ def script_context(
         "sender": sender or shop_name,
         "name": h.name,
         "address_as": h.address_as or h.name,
+        "is_company": h.is_company,
         "unit": str(settings.get("unit", {"car": "次", "retail": "件"}.get(industry, "桶"))),
         "unit_price_cents": int(unit_price) if unit_price else None,
         "last_order_on": h.last_order_on,

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -24,6 +24,7 @@ from app.customers.service import due_customers
 from app.events.models import Event
 from app.events.service import undone_event_ids
 from app.outreach.models import FollowUp
+from app.outreach.outcomes import CONTACTS_SHOWN, Contact, recent_contacts
 from app.outreach.render import CustomerHistory
 from app.outreach.tiers import (
     CLV_TIERS,
@@ -33,6 +34,7 @@ from app.outreach.tiers import (
     clv_tier,
     due_today,
     loss_reason_code,
+    next_step,
 )
 from app.risk.assess import Stage, stage_on
 from app.shops.models import Shop, Staff
@@ -40,6 +42,8 @@ from app.shops.models import Shop, Staff
 # Outreach older than this cannot be part of the current episode's ladder.
 HISTORY_DAYS = 180
 _OUTREACH_KINDS = ("outreach", "interaction", "outcome")
+# Customer kinds addressed as a company (贵公司), not a household (您家).
+COMPANY_KINDS = frozenset({"office", "business"})
 
 
 def policy_for(shop: Shop) -> Policy:
@@ -100,7 +104,7 @@ _HISTORY = (
 
 
 def _histories(
-    session: Session, shop: Shop, today: date, *, customer_id: int | None = None
+    session: Session, shop: Shop, today: date, *, customer_ids: Sequence[int] | None = None
 ) -> dict[int, _History]:
     """Each customer's latest outreach, reaction, known reason and win-back, from events."""
     tz = ZoneInfo(shop.timezone)
@@ -108,8 +112,8 @@ def _histories(
     undone = undone_event_ids(session, shop.id or 0)
     out: dict[int, _History] = {}
     statement = _HISTORY
-    if customer_id is not None:
-        statement = statement.where(col(Event.customer_id) == customer_id)
+    if customer_ids is not None:
+        statement = statement.where(col(Event.customer_id).in_(list(customer_ids)))
     for event_id, cid, kind, occurred_at, data in session.execute(
         statement, {"shop": shop.id, "since": since}
     ):
@@ -320,6 +324,18 @@ def save_plan(
             )
         session.add(row)
         out[cid] = row
+    # A proposal nobody acted on whose customer is off today's plan (ordered, paused, set
+    # aside, marked lost, back to normal) is no longer asked for: it must not count as late.
+    session.execute(
+        update(FollowUp)
+        .where(
+            col(FollowUp.shop_id) == shop.id,
+            col(FollowUp.status) == "open",
+            col(FollowUp.created_on) < today,
+            col(FollowUp.customer_id).not_in(ids or [0]),
+        )
+        .values(status="closed")
+    )
     session.flush()
     return out
 
@@ -349,12 +365,18 @@ def history_for(
     *, session: Session, shop: Shop, customer: Customer, summary: CustomerSummary, today: date
 ) -> CustomerHistory:
     """What a script may say about one customer, from its own records (tap page, one item)."""
-    from app.bot.ledger import holdings
+    from app.bot.ledger import script_facts
 
     assert shop.id is not None and customer.id is not None
-    h = _histories_for_customer(session, shop, customer.id, today)
-    held = holdings(session, shop.id, customer.id)
-    complaints, tickets, buckets = held.complaints, held.tickets, held.buckets
+    h = _histories(session, shop, today, customer_ids=[customer.id]).get(customer.id, _History())
+    # What earlier calls found out: the next rung answers it (the digest line says it too).
+    call_reason = _call_reasons(session, [customer.id], today - timedelta(days=HISTORY_DAYS))
+    known = script_facts(session, shop.id, customer.id)
+    tickets, buckets = known.held.tickets, known.held.buckets
+    price = known.ticket_price_cents or shop.settings.get("unit_price_cents")
+    contacts = recent_contacts(
+        session=session, shop=shop, customer_ids=[customer.id], today=today, limit=1
+    ).get(customer.id)
     # Said to a customer: whole units ("还是2桶?"), never an average like 2.1.
     usual = (
         max(1, round(summary.total_quantity / summary.order_count)) if summary.order_count else None
@@ -364,22 +386,83 @@ def history_for(
     return CustomerHistory(
         name=customer.name,
         value_class=customer.value_class,
+        is_company=customer.kind in COMPANY_KINDS,
         last_order_on=summary.last_order_on,
         usual_quantity=usual,
         interval_days=summary.expected_interval_days,
         days_since_last=days,
         clv_tier=tier,
-        ticket_balance=tickets or None,
-        buckets_held=buckets or None,
-        complaint=str(complaints[-1].data.get("text") or "") or None if complaints else None,
+        ticket_balance=tickets if tickets > 0 else None,
+        buckets_held=buckets if buckets > 0 else None,
+        # The tickets left are money the customer already paid: a voucher can round it up.
+        balance_cents=tickets * int(price) if tickets > 0 and price else None,
+        complaint=known.complaint,
+        complaint_fix=known.complaint_fix,
         last_outreach_tier=h.last_tier,
         last_outreach_on=h.last_on,
         last_reaction=h.reaction,
-        loss_reason=h.loss_reason,
+        last_outcome=contacts[0].outcome if contacts else None,
+        loss_reason=call_reason.get(customer.id) or h.loss_reason,
     )
 
 
-def _histories_for_customer(
-    session: Session, shop: Shop, customer_id: int, today: date
-) -> _History:
-    return _histories(session, shop, today, customer_id=customer_id).get(customer_id, _History())
+@dataclass(frozen=True)
+class ContactNote:
+    """A customer's last contacts and the rung the ladder would take next (None: no more)."""
+
+    contacts: tuple[Contact, ...]  # newest first, never empty
+    next_tier: int | None
+    next_due: date | None = None  # when the ladder proposes it, if later than today
+
+    @property
+    def last(self) -> Contact:
+        return self.contacts[0]
+
+
+def contact_notes(
+    *,
+    session: Session,
+    shop: Shop,
+    customer_ids: Sequence[int],
+    today: date,
+    limit: int = CONTACTS_SHOWN,
+) -> dict[int, ContactNote]:
+    """What came of the contacts with these customers (card, chat list): only those with any."""
+    contacts = recent_contacts(
+        session=session, shop=shop, customer_ids=list(customer_ids), today=today, limit=limit
+    )
+    if not contacts:
+        return {}
+    ids = list(contacts)
+    policy = policy_for(shop)
+    histories = _histories(session, shop, today, customer_ids=ids)
+    reasons = _call_reasons(session, ids, today - timedelta(days=HISTORY_DAYS))
+    out: dict[int, ContactNote] = {}
+    for summary, customer in session.exec(
+        select(CustomerSummary, Customer)
+        .join(Customer, col(Customer.id) == col(CustomerSummary.customer_id))
+        .where(col(Customer.id).in_(ids), Customer.shop_id == shop.id)
+    ):
+        assert customer.id is not None
+        stage = stage_on(
+            stored=summary.stage, check_on=summary.check_on, red_on=summary.red_on,
+            lost_on=summary.lost_on, today=today,
+        )  # fmt: skip
+        step = None
+        if customer.status == "active":
+            facts = _facts(
+                today=today,
+                summary=summary,
+                customer=customer,
+                stage=stage,
+                history=histories.get(customer.id),
+                call_reason=reasons.get(customer.id),
+                industry=shop.industry,
+            )
+            step = next_step(facts, policy)
+        out[customer.id] = ContactNote(
+            tuple(contacts[customer.id]),
+            step.tier if step is not None else None,
+            step.due if step is not None and step.due > today else None,
+        )
+    return out

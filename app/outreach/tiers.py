@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from app.risk.assess import Stage
-from app.risk.signals import BY_CODE
+from app.risk.signals import BY_CODE, EVENT_SIGNAL_MASK
 
 VALUE_CLASSES = ("A", "B", "C", "D")  # mirrors app.customers.models, kept import-light
 CLV_TIERS = ("diamond", "platinum", "gold", "silver")
@@ -175,11 +175,14 @@ def _red(facts: OutreachFacts) -> bool:
 
 
 def _finding_reason(facts: OutreachFacts, *, fallback: str) -> str:
-    """The most severe fired signal (first in table order among equals), else the stage."""
+    """The most severe fired signal, else the stage. Among equals the owner's own record
+    (水票快用完: it is what alerted) comes before an order pattern, then table order."""
     known = [BY_CODE[c] for c in facts.signal_codes if c in BY_CODE]
     if not known:
         return fallback
-    return max(known, key=lambda spec: int(spec.level)).code
+    return max(
+        known, key=lambda spec: (int(spec.level), bool((1 << spec.bit) & int(EVENT_SIGNAL_MASK)))
+    ).code
 
 
 def _step(facts: OutreachFacts, policy: Policy, tier: int, reason: str, due: date) -> Step:

@@ -42,9 +42,10 @@ from app.web.views import link_page, link_refused
 router = APIRouter(include_in_schema=False)
 
 
-# A follow-up closed without an outcome was replaced by the next rung of the ladder
-# (app.outreach.service.save_plan): nothing was recorded on it and nothing can be now.
-SUPERSEDED = "这条跟进已经换成新的一步了,请打开今天最新的提醒。"
+# A follow-up closed without an outcome was replaced by the next rung of the ladder, or its
+# customer left the plan (app.outreach.service.save_plan): nothing was recorded on it and
+# nothing can be now.
+SUPERSEDED = "这条跟进已经换成新的一步了,或者客户已经下单、暂停、不用追了。请打开今天最新的提醒。"
 
 
 def _superseded(followup: FollowUp) -> bool:
@@ -118,6 +119,7 @@ def _recorded_line(followup: FollowUp, customer: Customer) -> str | None:
         followup.outcome,
         OUTCOME_LABELS.get(followup.outcome, followup.outcome),
         followup.cost_cents,
+        reason=followup.outcome_reason,
     )
     return confirmation(recorded)
 

@@ -65,21 +65,26 @@ def customer_facts(
     tickets = 0.0
     deposit = 0.0
     last_deposit_change = 0.0
+    # An outreach counted in the streak and still waiting for its reaction: a "没回" recorded
+    # for it confirms that one contact went unanswered, it is not a second one.
+    awaiting = False
     for e in live:
         after_last_order = last_order is None or e.day >= last_order
         if e.kind == "outreach" and after_last_order:
             facts.ignored_streak += 1
+            awaiting = True
         elif e.kind == "interaction":
             reaction = e.data.get("reaction")
             if reaction == "warm":
                 facts.ignored_streak = 0
                 facts.cold_reply = False
-            elif reaction == "none" and after_last_order:
-                facts.ignored_streak += 1
+            elif reaction == "none" and after_last_order and not awaiting:
+                facts.ignored_streak += 1  # a contact made outside the follow-ups
             elif reaction == "cold":
                 # A cold answer matters until the customer orders again, for two months at most.
                 recent = (today - e.day).days <= COLD_REPLY_MEMORY_DAYS
                 facts.cold_reply = after_last_order and recent
+            awaiting = False
         elif e.kind == "satisfaction" and "score" in e.data:
             facts.satisfaction = float(e.data["score"])
         elif e.kind == "complaint":

@@ -219,10 +219,111 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("王姐 3月5号 2桶", order(o("王姐", 2, order_on=D(2026, 3, 5)))),
     ("王姐 3月5日 2桶", order(o("王姐", 2, order_on=D(2026, 3, 5)))),
     ("王姐 6月20号 2桶", order(o("王姐", 2, order_on=D(2025, 6, 20)))),
+    # A day and a verb inside the words before the quantity (issue 17): never part of the name.
+    ("老王上周拿了两桶", order(o("老王", 2, order_on=D(2026, 6, 10), vague_day="上周"))),
+    ("老王 上周 拿了两桶", order(o("老王", 2, order_on=D(2026, 6, 10), vague_day="上周"))),
+    ("老王上个星期要了2桶", order(o("老王", 2, order_on=D(2026, 6, 10), vague_day="上个星期"))),
+    ("老王上上周拿了两桶", order(o("老王", 2, order_on=D(2026, 6, 3), vague_day="上上周"))),
+    ("上周 老王 2桶", order(o("老王", 2, order_on=D(2026, 6, 10), vague_day="上周"))),
+    ("老王 2桶 上周", order(o("老王", 2, order_on=D(2026, 6, 10), vague_day="上周"))),
+    ("老王前天拿了两桶", order(o("老王", 2, order_on=D(2026, 6, 15)))),
+    ("老王昨天要了两桶", order(o("老王", 2, order_on=D(2026, 6, 16)))),
+    ("老王大前天送了两桶", order(o("老王", 2, order_on=D(2026, 6, 14)))),
+    ("老王上周三拿了两桶", order(o("老王", 2, order_on=D(2026, 6, 10)))),
+    ("老王3号拿了两桶", order(o("老王", 2, order_on=D(2026, 6, 3)))),
+    ("老王12号订了一桶", order(o("老王", 1, order_on=D(2026, 6, 12)))),
+    ("老王前天又拿了两桶", order(o("老王", 2, order_on=D(2026, 6, 15)))),
+    ("老王昨天买了两桶", order(o("老王", 2, order_on=D(2026, 6, 16)))),
+    ("老王 前几天 2桶", order(o("老王", 2, order_on=D(2026, 6, 14), vague_day="前几天"))),
+    ("老王前两天拿了2桶", order(o("老王", 2, order_on=D(2026, 6, 15), vague_day="前两天"))),
+    ("王姐 上周末 2桶", order(o("王姐", 2, order_on=D(2026, 6, 13), vague_day="上周末"))),
     ("王姐 2桶 下午3点", order(o("王姐", 2))),
     ("王姐 2桶 3点前", order(o("王姐", 2))),
     ("王姐 下午 2桶", order(o("王姐", 2))),
     ("王姐 2桶 晚上", order(o("王姐", 2))),
+    # --- half quantities: asked about, never rounded quietly ---------------------------------
+    (
+        "王姐 一桶半",
+        {
+            "kind": "half_quantity",
+            "said": ["一桶半"],
+            "options": [
+                {"text": "王姐 1桶", "items": [{"customer": "王姐", "quantity": 1, "unit": "桶"}]},
+                {"text": "王姐 2桶", "items": [{"customer": "王姐", "quantity": 2, "unit": "桶"}]},
+            ],
+        },
+    ),
+    (
+        "王姐 两桶半",
+        {
+            "kind": "half_quantity",
+            "said": ["两桶半"],
+            "options": [
+                {"text": "王姐 2桶", "items": [{"customer": "王姐", "quantity": 2, "unit": "桶"}]},
+                {"text": "王姐 3桶", "items": [{"customer": "王姐", "quantity": 3, "unit": "桶"}]},
+            ],
+        },
+    ),
+    (
+        "王姐 1.5桶 27元",
+        {
+            "kind": "half_quantity",
+            "said": ["1.5桶"],
+            "options": [
+                {
+                    "text": "王姐 1桶 27元",
+                    "items": [{"customer": "王姐", "quantity": 1, "unit": "桶"}],
+                },
+                {
+                    "text": "王姐 2桶 27元",
+                    "items": [{"customer": "王姐", "quantity": 2, "unit": "桶"}],
+                },
+            ],
+        },
+    ),
+    (
+        "王姐 半桶",
+        {
+            "kind": "half_quantity",
+            "said": ["半桶"],
+            "options": [
+                {"text": "王姐 1桶", "items": [{"customer": "王姐", "quantity": 1, "unit": "桶"}]},
+            ],
+        },
+    ),
+    (
+        "张三两桶半",
+        {
+            "kind": "half_quantity",
+            "said": ["两桶半"],
+            "options": [
+                {"text": "张三2桶", "items": [{"customer": "张三", "quantity": 2, "unit": "桶"}]},
+                {"text": "张三3桶", "items": [{"customer": "张三", "quantity": 3, "unit": "桶"}]},
+            ],
+        },
+    ),
+    ("王姐 2桶半价", order(o("王姐", 2, note="半价"))),
+    # --- the owner's own calls: set aside, class, thresholds (issue 17) -----------------------
+    ("王姐 不用追了", act("set_aside", "王姐", value_class="D")),
+    ("王姐 不用提醒了", act("set_aside", "王姐", value_class="D")),
+    ("王姐 D类", act("set_aside", "王姐", value_class="D")),
+    ("王姐 d类", act("set_aside", "王姐", value_class="D")),
+    ("王姐 恢复提醒", act("restore", "王姐")),
+    ("王姐 恢复", act("restore", "王姐")),
+    ("王姐 A类", act("value_class", "王姐", value_class="A")),
+    ("王姐 Ｂ类", act("value_class", "王姐", value_class="B")),
+    ("把王姐设为C类", act("value_class", "王姐", value_class="C")),
+    ("王姐 改成A级", act("value_class", "王姐", value_class="A")),
+    ("设置", {"kind": "settings"}),
+    (
+        "设置 提醒倍数 1.8",
+        {"kind": "settings", "setting": "quiet_ratio", "value": 1.8, "text": "提醒倍数 1.8"},
+    ),
+    (
+        "设置流失天数90天",
+        {"kind": "settings", "setting": "lost_min_days", "value": 90, "text": "流失天数90天"},
+    ),
+    ("设置 倍数 2", {"kind": "settings", "value": 2, "text": "倍数 2"}),
     # --- water tickets and bucket deposits ----------------------------------------------
     (
         "王姐 买水票 20张 300元",

@@ -48,7 +48,7 @@ def test_a_cost_goes_with_the_outcome_and_is_confirmed(
 ) -> None:
     _send(engine, shop, settings, clock)
     reply = _chat(engine, settings, clock, shop).say("1 打过了 嫌贵 送了20元券")
-    assert "已记:老李 打过电话,优惠花费20元 ✓" in reply
+    assert "已记:老李 打过电话,原因:价格,优惠花费20元 ✓" in reply
     row = _followup(engine, "老李")
     assert (row.outcome, row.outcome_reason, row.cost_cents) == ("called", "price", 2000)
 
