@@ -37,6 +37,13 @@ def _yuan(cents: int | None) -> str:
     return text
 
 
+def _whole_yuan(cents: int | None) -> str:
+    """Totals and estimates as owners are told money: 71609 -> '716' (never cents)."""
+    if cents is None:
+        return ""
+    return str(round(cents / 100))
+
+
 def _qty(value: float | int | None) -> str:
     """Quantities and intervals without a useless '.0' (2.0 -> '2', 2.5 -> '2.5')."""
     if value is None:
@@ -133,7 +140,8 @@ def environment(templates_dir: Path, industry: str, shop_slug: str | None) -> En
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
-    env.filters["yuan"] = _yuan
+    env.filters["yuan"] = _yuan  # an amount as recorded (what the owner typed: 12.5)
+    env.filters["whole_yuan"] = _whole_yuan  # totals and estimates
     env.filters["qty"] = _qty
     env.filters["md"] = _md
     env.filters["days"] = _days

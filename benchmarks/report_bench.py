@@ -39,13 +39,15 @@ from sqlmodel import Session, col, select
 
 from app.clock import FixedClock, from_utc
 from app.config import PROJECT_ROOT, Settings
-from app.customers.models import Customer
+from app.customers.models import Customer, CustomerSummary
+from app.customers.risk import risk_config
 from app.db import make_engine, read_session, upgrade, write_session
 from app.events.models import Event
 from app.orders.models import Order
 from app.outreach.models import FollowUp
 from app.outreach.tiers import TEMPLATES
 from app.reports.charts import DASHBOARD_CHARTS, chart_png, report_png
+from app.reports.losses import judged_losses, owner_marks, walk
 from app.reports.metrics import build_report
 from app.reports.monthly import month_of, month_summary
 from app.reports.wording import report_labels
@@ -146,8 +148,10 @@ def add_records(engine: Engine, shop: Shop, *, seed: int) -> tuple[int, int, int
 
 
 def naive_report(session: Session, shop: Shop, first_day: date, today: date) -> dict[str, Any]:
-    """The same churn trend, win-back and money figures, one customer at a time."""
+    """The same churn trend, win-back and money figures, one customer at a time (each
+    customer's losses and returns by the same per-customer rules, app/reports/losses.py)."""
     tz = ZoneInfo(shop.timezone)
+    config = risk_config(shop)
     months = [month_of(first_day, back) for back in range(11, -1, -1)]
     at_start = [0] * 12
     lost = [0] * 12
@@ -155,25 +159,30 @@ def naive_report(session: Session, shop: Shop, first_day: date, today: date) -> 
     cost = revenue = 0
     start = datetime.combine(first_day, clock_time(0), tzinfo=tz).astimezone(UTC)
     for cid in session.exec(select(Customer.id).where(Customer.shop_id == shop.id)):
+        assert cid is not None
         orders = session.exec(
             select(Order.order_date, Order.amount_cents).where(Order.customer_id == cid)
         ).all()
-        marks = session.exec(
-            select(Event.occurred_at, Event.data)
+        rows = session.exec(
+            select(Event.id, Event.customer_id, Event.occurred_at, Event.data)
             .where(Event.customer_id == cid, Event.kind == "outcome")
             .order_by(col(Event.occurred_at))
         ).all()
-        days = [(from_utc(at).astimezone(tz).date(), data.get("outcome")) for at, data in marks]
-        first_order = min((d for d, _ in orders), default=None)
+        summary = session.get(CustomerSummary, cid)
+        days = sorted(d for d, _ in orders)
+        lost_on = summary.lost_on if summary is not None else None
+        judged = list(judged_losses(days, config, lost_on, today))
+        changes = walk(cid, days, judged, owner_marks(rows, tz), tz)
+        first_order = days[0] if days else None
         for i, month in enumerate(months):
-            before = [o for d, o in days if d < month]
+            before = [m.outcome for m in changes if m.day < month]
             if (
                 first_order is not None
                 and first_order < month
                 and (not before or before[-1] != "lost")
             ):
                 at_start[i] += 1
-            inside = [o for d, o in days if month <= d < month_of(month, -1)]
+            inside = [m.outcome for m in changes if month <= m.day < month_of(month, -1)]
             lost[i] += bool(inside) and inside[-1] == "lost"
         for f in session.exec(select(FollowUp).where(FollowUp.customer_id == cid)):
             if f.tier > 0 and f.first_contact_at and from_utc(f.first_contact_at) >= start:

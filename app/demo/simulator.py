@@ -37,7 +37,6 @@ SHOWCASE_ZHANG = "老张"
 WANG_DAYS_SILENT = 38
 
 
-
 @dataclass(frozen=True)
 class DemoCustomer:
     """One simulated customer, with the ground truth of whether and when they left."""

@@ -9,7 +9,8 @@ time (docs/reports.md, "Lost and recovered"):
   the probability rule included). A gap a later order already closed is judged by the plain
   rule the engine applies at the least, with the rhythm the customer had before that gap
   (the median of their earlier gaps; the shop's default interval until there are two): lost
-  after `lost_ratio` x that interval, and never before `lost_min_days`. (The gap itself must
+  after `lost_ratio` x that interval (at most that interval + `lost_extra_days` where a pack
+  sets it, as car service does), and never before `lost_min_days`. (The gap itself must
   not count: one long absence would stretch the rhythm enough to excuse itself.)
 - a mark adds its reason to the loss it falls in (however late); a loss nobody explained has
   no reason, which the report shows as "原因未记" and asks the owner to fill;
@@ -125,21 +126,24 @@ def loss_history(
     marks: list[Mark] = []
     for cid in orders.keys() | by_customer.keys():
         days = orders.get(cid, [])
-        judged = list(_judged_losses(days, config, open_losses.get(cid), until))
-        marks.extend(_walk(cid, days, judged, by_customer.get(cid, []), tz))
+        judged = list(judged_losses(days, config, open_losses.get(cid), until))
+        marks.extend(walk(cid, days, judged, by_customer.get(cid, []), tz))
     marks.sort(key=lambda m: (m.occurred_at, m.customer_id, m.outcome != "lost"))
     first_order = {cid: days[0] for cid, days in orders.items()}
     return LossHistory(marks=marks, first_order=first_order)
 
 
-def _judged_losses(
+def judged_losses(
     days: Sequence[date], config: RiskConfig, lost_on: date | None, until: date
 ) -> Iterator[date]:
     """The days a customer was judged lost, from their order days (oldest first)."""
     gaps: list[int] = []
     for before, after in pairwise(days):
         usual = median(gaps) if len(gaps) >= 2 else config.default_interval_days
-        threshold = max(config.lost_min_days + 1, ceil(config.lost_ratio * usual))
+        after_usual = config.lost_ratio * usual
+        if config.lost_extra_days:  # service cycles: the cycle plus so many days at most
+            after_usual = min(after_usual, usual + config.lost_extra_days)
+        threshold = max(config.lost_min_days + 1, ceil(after_usual))
         lost_day = before + timedelta(days=threshold)
         if lost_day < after and lost_day <= until:
             yield lost_day
@@ -148,7 +152,7 @@ def _judged_losses(
         yield lost_on
 
 
-def _walk(
+def walk(
     cid: int, orders: Sequence[date], judged: Sequence[date], owner: Sequence[Mark], tz: ZoneInfo
 ) -> list[Mark]:
     """One customer's transitions from their orders, judged losses and the owner's marks."""

@@ -22,6 +22,7 @@ from app import lean
 from app.bot.when import month_end
 from app.clock import Clock, from_utc
 from app.customers.models import Customer, CustomerSummary
+from app.customers.risk import risk_config
 from app.customers.service import DueCustomer, due_customers
 from app.events.models import Event
 from app.orders.models import Order
@@ -60,7 +61,9 @@ _C = _CUSTOMERS.c
 # running it on a small shop.
 # Warning episodes (a customer's warning day) of the month, with their first contact.
 _EPISODES = (
-    core_select(_F.customer_id, _F.warning_on, func.min(_F.first_contact_at))
+    core_select(
+        _F.customer_id, _F.warning_on, func.min(_F.first_contact_at), func.min(_F.created_on)
+    )
     .where(
         _F.shop_id == bindparam("shop"),
         _F.tier > 0,
@@ -209,7 +212,8 @@ class Money:
     offer_cost_cents: int
     recovered_customers: int
     revenue_recovered_cents: int  # their orders in the 90 days from the first order back
-    clv_saved_cents: int  # their expected value over the next year, as assessed now
+    clv_saved_cents: int  # their expected value over the shop's CLV horizon, as assessed now
+    clv_years: int = 1  # that horizon in whole years (car service counts five)
 
     @property
     def return_per_yuan(self) -> float | None:
@@ -356,9 +360,12 @@ def _warnings(session: Session, shop: Shop, month: _Window, hours: int) -> Warni
         .all()
     )
     on_time = late = waiting = missed = 0
-    for _, warning_on, contact in episodes:
+    for _, warning_on, contact, proposed_on in episodes:
         contacted = from_utc(contact) if contact is not None else None
-        in_time = within_48h(warning_on, contacted, month.now, hours=hours)
+        # The clock starts when Huitou first told the owner: a customer already overdue on
+        # a shop's first morning was not the owner's to answer before then.
+        start = max(warning_on, proposed_on) if proposed_on is not None else warning_on
+        in_time = within_48h(start, contacted, month.now, hours=hours)
         if contacted is not None:
             on_time, late = (on_time + 1, late) if in_time else (on_time, late + 1)
         elif in_time:
@@ -437,6 +444,7 @@ def _money(session: Session, shop: Shop, cohort: dict[str, Any], month: _Window)
         recovered_customers=len(back_on),
         revenue_recovered_cents=revenue,
         clv_saved_cents=sum(clv.values()),
+        clv_years=max(1, round(risk_config(shop).clv_horizon_days / 365)),
     )
 
 

@@ -14,9 +14,7 @@ from tests.scenarios.harness import ShopLife
 
 
 @pytest.fixture
-def new_shop(
-    engine: Engine, settings: Settings, clock: FixedClock
-) -> Callable[..., ShopLife]:
+def new_shop(engine: Engine, settings: Settings, clock: FixedClock) -> Callable[..., ShopLife]:
     """new_shop(slug, industry=...) -> a new, empty shop's life (clock at 2026-06-17 10:00)."""
 
     def make(slug: str = "life", industry: str = "water", name: str = "老街水站") -> ShopLife:

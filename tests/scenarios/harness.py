@@ -18,23 +18,28 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from html import unescape
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
+from openpyxl import load_workbook
 from sqlalchemy import Engine, select
 from sqlmodel import col
 
+from app.bot.context import capture_side_output
+from app.channels.local import deliver_as
 from app.channels.models import OutboxMessage
 from app.clock import FixedClock
 from app.config import Settings
+from app.dataio.exports import WORKBOOK_NAME, export_shop
 from app.db import read_session
 from app.digest.models import DigestDelivery
 from app.digest.scheduled import DigestScheduler
 from app.main import create_app
-from app.shops.models import Shop
+from app.shops.models import Shop, Staff
 from app.shops.service import owner_of
 from tests.factories import LOCAL
 
@@ -118,24 +123,54 @@ class ShopLife:
         replies = [r["text"] for r in response.json()["replies"]]
         return Seen("\n\n".join(replies), f"[{self._now}] owner says {text!r}")
 
+    def signs_in(self, staff_name: str) -> Person:
+        """A staff member asks for 登录网页版 (from their WeChat) and opens the link in a
+        browser of their own: the web chat then acts as them."""
+        with read_session(self.engine) as session:
+            shop = self._shop(session)
+            staff = session.execute(
+                select(Staff).where(col(Staff.shop_id) == shop.id, col(Staff.name) == staff_name)
+            ).scalar_one()
+            shop_id, staff_id = shop.id, staff.id
+        assert shop_id is not None and staff_id is not None
+        with capture_side_output(self.settings):
+            reply = deliver_as(
+                engine=self.engine, settings=self.settings, clock=self.clock, shop_id=shop_id,
+                staff_id=staff_id, sender_key=f"wecom:{staff_name}", channel="wecom",
+                text="登录网页版",
+            )  # fmt: skip
+        link = re.search(r"https?://[^/\s]+(/login/\S+)", "\n".join(reply.replies))
+        assert link, reply.replies
+        browser = TestClient(self.client.app, base_url=LOCAL, follow_redirects=False)
+        signed = browser.post(link.group(1), headers={"Origin": LOCAL})
+        assert signed.status_code == 303, signed.text
+        return Person(life=self, name=staff_name, staff_id=staff_id, browser=browser)
+
     # -- the morning digest -------------------------------------------------------------
 
-    def morning(self) -> Seen:
-        """At the shop's digest time, the scheduler's catch-up; the owner's newest push."""
+    def morning(self, staff_name: str | None = None) -> Seen:
+        """At the shop's digest time, the scheduler's catch-up; the newest push to the owner
+        (or to the staff member named)."""
         self.scheduler.catch_up()
         with read_session(self.engine) as session:
             shop = self._shop(session)
-            owner = owner_of(session=session, shop=shop)
+            person = owner_of(session=session, shop=shop)
+            if staff_name is not None:
+                person = session.execute(
+                    select(Staff).where(
+                        col(Staff.shop_id) == shop.id, col(Staff.name) == staff_name
+                    )
+                ).scalar_one()
             text = session.execute(
                 select(OutboxMessage.text)
                 .where(
                     col(OutboxMessage.shop_id) == shop.id,
-                    col(OutboxMessage.staff_id) == owner.id,
+                    col(OutboxMessage.staff_id) == person.id,
                 )
                 .order_by(col(OutboxMessage.id).desc())
                 .limit(1)
             ).scalar()
-        return Seen(text or "", f"[{self._now}] morning digest")
+        return Seen(text or "", f"[{self._now}] morning digest of {staff_name or 'the owner'}")
 
     def digest_items(self) -> list[dict[str, Any]]:
         """The items of the owner's latest digest (number, title, followup_id, url)."""
@@ -185,6 +220,14 @@ class ShopLife:
         assert isinstance(shop, Shop)
         return shop
 
+    def exports(self, out_dir: Path) -> dict[str, list[tuple[Any, ...]]]:
+        """What `huitou export` writes for the shop today: the workbook's sheets as rows."""
+        with read_session(self.engine) as session:
+            export_shop(session=session, shop=self._shop(session), out_dir=out_dir,
+                        today=self.today)  # fmt: skip
+        workbook = load_workbook(out_dir / WORKBOOK_NAME)
+        return {ws.title: list(ws.iter_rows(values_only=True)) for ws in workbook.worksheets}
+
     def upload(self, path: Path) -> Seen:
         """Upload a spreadsheet on the import page and confirm the preview."""
         with path.open("rb") as handle:
@@ -199,10 +242,31 @@ class ShopLife:
         return Seen(_text(done.text), f"[{self._now}] import of {path.name}")
 
 
+@dataclass
+class Person:
+    """A staff member signed in to the web chat in their own browser."""
+
+    life: ShopLife
+    name: str
+    staff_id: int
+    browser: TestClient
+
+    def says(self, text: str) -> Seen:
+        self.life._sent += 1
+        response = self.browser.post(
+            f"/api/chat/{self.life.slug}",
+            json={"text": text, "client_msg_id": f"scenario-{self.life._sent:05d}"},
+            headers={"Origin": LOCAL},
+        )
+        step = f"[{self.life._now}] {self.name} says {text!r}"
+        assert response.status_code == 200, f"{step}: {response.text}"
+        return Seen("\n\n".join(r["text"] for r in response.json()["replies"]), step)
+
+
 def _text(html: str) -> str:
     """A page's visible text, roughly: tags dropped, whitespace folded."""
     html = re.sub(r"(?s)<(script|style).*?</\1>", " ", html)
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
+    return unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip())
 
 
 def days(first: date, last: date, step: int = 1) -> Iterator[date]:
