@@ -62,6 +62,15 @@ def _md(value: Any) -> str:
     return f"{value.month}月{value.day}日" if value is not None else ""
 
 
+def _md_of(value: Any, today: Any) -> str:
+    """3月8日, with the year when it is not today's year (2025年11月22日): a date a year back
+    must not read as this year's."""
+    if value is None:
+        return ""
+    year = f"{value.year}年" if value.year != today.year else ""
+    return f"{year}{value.month}月{value.day}日"
+
+
 def _checked_at_most_every(seconds: float, uptodate: Callable[[], bool]) -> Callable[[], bool]:
     """`uptodate` (a file's mtime check) asked at most once per `seconds`; True between."""
     last = time.monotonic()
@@ -144,6 +153,7 @@ def environment(templates_dir: Path, industry: str, shop_slug: str | None) -> En
     env.filters["whole_yuan"] = _whole_yuan  # totals and estimates
     env.filters["qty"] = _qty
     env.filters["md"] = _md
+    env.filters["md_of"] = _md_of
     env.filters["days"] = _days
     return env
 

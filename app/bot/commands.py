@@ -403,6 +403,7 @@ def _card(ctx: BotContext, customer: Customer) -> list[str]:
         ctx.render(
             "card",
             card=card,
+            today=ctx.today,
             tickets=held.tickets,
             buckets=held.buckets,
             complaints=len(held.complaints),
