@@ -311,6 +311,9 @@ def _followup_events(session: Session, shop: Shop, undone: set[int]) -> Iterator
         .execution_options(yield_per=STREAM_ROWS)
     )
     for event in session.exec(query):
+        # "reached" only marks that a call or visit got through; its outreach row says so.
+        if event.kind == "interaction" and (event.data or {}).get("reaction") == "reached":
+            continue
         if event.id not in undone:
             yield event
 

@@ -165,6 +165,10 @@ def record_outcome(
         followup.status = "contacted"
         if outcome in ("warm", "none", "cold"):
             log_event(kind="interaction", data={**base, "reaction": outcome}, **common)  # type: ignore[arg-type]
+        elif outcome in ("called", "visited"):
+            # A call or visit that was made reached the customer (no answer is 没回): their
+            # silence streak ends, whatever they said.
+            log_event(kind="interaction", data={**base, "reaction": "reached"}, **common)  # type: ignore[arg-type]
         if reason_code is not None:
             followup.outcome_reason = reason_code  # what the call found out: opens tier 3
     elif outcome == "recovered":

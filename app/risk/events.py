@@ -78,6 +78,8 @@ def customer_facts(
             if reaction == "warm":
                 facts.ignored_streak = 0
                 facts.cold_reply = False
+            elif reaction == "reached":  # a call or visit got through
+                facts.ignored_streak = 0
             elif reaction == "none" and after_last_order and not awaiting:
                 facts.ignored_streak += 1  # a contact made outside the follow-ups
             elif reaction == "cold":
