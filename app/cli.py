@@ -6,7 +6,7 @@ import logging
 import sys
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
@@ -292,25 +292,103 @@ def _risk_config(horizon: int, seasonality: str) -> RiskConfig:
 
 @cli.command()
 def backtest(
-    orders: Annotated[Path, typer.Argument(help="订单文件 .csv 或 .xlsx")],
-    horizon: Annotated[int, typer.Option(help="多少天不下单算流失")] = 90,
+    orders: Annotated[
+        Path | None, typer.Argument(help="订单文件 .csv 或 .xlsx;用 --shop 时不用给")
+    ] = None,
+    shop: Annotated[
+        str | None, typer.Option("--shop", help="店铺标识或编号:回放店里记下的订单,用店里的设置")
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="有建议就直接改,不再询问(配合 --shop)")
+    ] = False,
+    horizon: Annotated[int | None, typer.Option(help="多少天不下单算流失,默认 90")] = None,
     step: Annotated[int, typer.Option(help="每隔几天回放一次")] = 14,
     from_: Annotated[str | None, typer.Option("--from", help="最早的回放日 YYYY-MM-DD")] = None,
     to: Annotated[str | None, typer.Option("--to", help="最晚的回放日 YYYY-MM-DD")] = None,
-    seasonality: Annotated[str, typer.Option(help="季节性:auto / water / none")] = "auto",
+    seasonality: Annotated[
+        str | None, typer.Option(help="季节性:auto / water / none,默认 auto")
+    ] = None,
 ) -> None:
-    """用店里自己的历史回放:看提醒准不准,提醒倍数该设多少。"""
-    from app.risk.backtest import BacktestError, render_report, run_backtest
+    """用店里自己的历史回放:看提醒准不准,提醒倍数该设多少(加 --shop 可以一键改)。"""
+    from app.risk.backtest import BacktestError, owner_choice, render_report, run_backtest
     from app.risk.io import OrderFileError, read_orders
 
     start, end = _parse_day(from_, "--from"), _parse_day(to, "--to")
-    config = _risk_config(horizon, seasonality)
+    if shop is None:
+        if orders is None:
+            raise _fail("请给出订单文件,或用 --shop 指定店铺。")
+        config = _risk_config(
+            90 if horizon is None else horizon, "auto" if seasonality is None else seasonality
+        )
+        try:
+            loaded = read_orders(orders)
+            report = run_backtest(loaded.orders, config=config, step=step, start=start, end=end)
+        except (OrderFileError, BacktestError) as exc:
+            raise _fail(str(exc)) from exc
+        typer.echo(render_report(report))
+        return
+    if orders is not None or horizon is not None or seasonality is not None:
+        # The point of --shop is to test the shop's own settings, the ones a change lands in.
+        raise _fail(
+            "用 --shop 时回放店里记下的订单、用店里的设置,"
+            "不能再给订单文件、--horizon 或 --seasonality。"
+        )
+
+    from app.customers.models import Customer
+    from app.customers.risk import _shop_orders, risk_config
+
+    settings, clock = _runtime()
+    engine = make_engine(settings.effective_database_url)
+    upgrade(engine)
+    with read_session(engine) as session:
+        try:
+            found = get_shop(session=session, ref=shop)
+        except ShopError as exc:
+            raise _fail(f"{exc}。用 huitou shop list 看有哪些店铺。") from exc
+        assert found.id is not None
+        config = risk_config(found)
+        ids = session.exec(select(Customer.id).where(Customer.shop_id == found.id))
+        index = {cid: i for i, cid in enumerate(ids) if cid is not None}
+        history = _shop_orders(session, found.id, index)
     try:
-        loaded = read_orders(orders)
-        report = run_backtest(loaded.orders, config=config, step=step, start=start, end=end)
-    except (OrderFileError, BacktestError) as exc:
+        report = run_backtest(history, config=config, step=step, start=start, end=end)
+    except BacktestError as exc:
         raise _fail(str(exc)) from exc
     typer.echo(render_report(report))
+    choice = owner_choice(report)
+    if choice is None or choice[0] == config.quiet_ratio:
+        return
+    ratio = choice[0]
+    ask = f"把「{found.name}」的提醒倍数从 {config.quiet_ratio:g} 改成 {ratio:g}?"
+    if not yes and not typer.confirm(ask, default=False):
+        typer.echo(f"没改,提醒倍数还是 {config.quiet_ratio:g}。")
+        return
+    from app.bot.commands import change_setting
+    from app.shops.models import Shop
+    from app.templating import render_message
+
+    with write_session(engine) as session:
+        own = session.get(Shop, found.id)
+        assert own is not None
+
+        def render(name: str, /, **context: Any) -> str:
+            # As the chat renders it (BotContext.render): the same words for the same change.
+            return render_message(
+                settings.templates_dir,
+                own.industry,
+                own.slug,
+                f"bot/{name}.txt.j2",
+                shop=own,
+                **context,
+            )
+
+        # The chat's own path (设置 提醒倍数): bounds checked, saved, the shop rescored.
+        reply, before = change_setting(
+            render, session=session, shop=own, key="quiet_ratio", value=ratio, clock=clock
+        )
+    if before is None:
+        raise _fail(reply)
+    typer.echo(reply)
 
 
 # `huitou import`, `huitou export`, `huitou customer forget` (issue 7: data in and out).

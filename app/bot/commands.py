@@ -7,12 +7,14 @@ reported (everything else).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, select
+from sqlmodel import Session
 
 from app.bot import ledger, pending
 from app.bot.context import BotContext
@@ -39,6 +41,7 @@ from app.bot.parse import (
     parse,
 )
 from app.bot.registry import registry
+from app.clock import Clock, local_today
 from app.customers.matching import Match, is_clear, match_customers
 from app.customers.models import OWNER_CLASS_TAG, Customer
 from app.customers.risk import settle_refresh
@@ -62,6 +65,7 @@ from app.events.models import Event
 from app.orders.models import Order
 from app.orders.service import OrderError, record
 from app.outreach.service import contact_notes
+from app.shops.models import Shop
 
 FOLLOWUP_LIST_LIMIT = 20
 CHOICES_SHOWN = 5
@@ -863,43 +867,62 @@ def settings_(ctx: BotContext, intent: Intent) -> list[str]:
     key, value = intent.fields.get("setting"), intent.fields.get("value")
     if key is None or value is None:
         return [ctx.render("setting_unclear", label=SETTING_LABELS.get(str(key)), text=intent.args)]
+    reply, before = change_setting(
+        ctx.render, session=ctx.session, shop=ctx.shop, key=key, value=float(value), clock=ctx.clock
+    )
+    if before is not None:
+        after = ctx.shop.settings[key]
+        ledger.record_event(ctx, "settings", data={"key": key, "value": after, "before": before})
+    return [reply]
+
+
+def change_setting(
+    render: Callable[..., str],
+    *,
+    session: Session,
+    shop: Shop,
+    key: str,
+    value: float,
+    clock: Clock,
+) -> tuple[str, dict[str, Any] | None]:
+    """Change one reminder threshold for the owner (设置 in chat, huitou backtest --shop):
+    checked, saved and the shop rescored by set_reminder_setting, then said in the owner's
+    words with today's follow-up list before and after. `render(name, **context)` renders
+    bot/<name>.txt.j2 for the shop. Returns the reply and the shop's own setting as it was
+    (for undo), or None as the second item when refused (nothing changed)."""
+    config = reminder_settings(shop)
     label = SETTING_LABELS[key]
     current = getattr(config, key)
-    due_before = len(due_list(session=ctx.session, shop=ctx.shop, today=ctx.today))
+    today = local_today(clock, shop.timezone)
+    due_before = len(due_list(session=session, shop=shop, today=today))
     try:
-        before = set_reminder_setting(
-            session=ctx.session, shop=ctx.shop, key=key, value=float(value), clock=ctx.clock
-        )
+        before = set_reminder_setting(session=session, shop=shop, key=key, value=value, clock=clock)
     except SettingRefused as refused:
         spec = refused.setting
-        return [
-            ctx.render(
-                "setting_refused",
-                label=label,
-                value=value,
-                current=current,
-                low=spec.low,
-                high=spec.high,
-                whole=spec.whole,
-                clash=SETTING_LABELS.get(refused.clash or ""),
-                clash_value=getattr(config, refused.clash) if refused.clash else None,
-                clash_higher=refused.clash_higher,
-            )
-        ]
-    after = ctx.shop.settings[key]
-    ledger.record_event(ctx, "settings", data={"key": key, "value": after, "before": before})
-    due_after = len(due_list(session=ctx.session, shop=ctx.shop, today=ctx.today))
-    return [
-        ctx.render(
-            "setting_changed",
-            key=key,
+        refusal = render(
+            "setting_refused",
             label=label,
-            was=current,
-            now=after,
-            due_before=due_before,
-            due_after=due_after,
+            value=value,
+            current=current,
+            low=spec.low,
+            high=spec.high,
+            whole=spec.whole,
+            clash=SETTING_LABELS.get(refused.clash or ""),
+            clash_value=getattr(config, refused.clash) if refused.clash else None,
+            clash_higher=refused.clash_higher,
         )
-    ]
+        return refusal, None
+    due_after = len(due_list(session=session, shop=shop, today=today))
+    changed = render(
+        "setting_changed",
+        key=key,
+        label=label,
+        was=current,
+        now=shop.settings[key],
+        due_before=due_before,
+        due_after=due_after,
+    )
+    return changed, before
 
 
 # --- undo, statistics, help -----------------------------------------------------------------

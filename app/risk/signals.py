@@ -47,7 +47,7 @@ SIGNALS: tuple[SignalSpec, ...] = (
     SignalSpec("contact_deleted", 10, Level.RED, "删了好友"),
     SignalSpec("tickets_running_out", 11, Level.YELLOW, "水票快用完"),
     SignalSpec("tickets_not_renewed", 12, Level.YELLOW, "水票用完没续"),
-    SignalSpec("deposit_refunded", 13, Level.LOST, "退桶退押金"),
+    SignalSpec("deposit_refunded", 13, Level.RED, "退桶退押金"),
     SignalSpec("moved_closed", 14, Level.LOST, "搬家/倒闭"),
     SignalSpec("recently_recalled", 15, Level.YELLOW, "刚挽回,重点关注"),
 )

@@ -50,12 +50,16 @@ def test_undoing_the_complaint_restores_the_assessment(chat: ChatDriver, engine:
     assert after.churn_probability == before.churn_probability
 
 
-def test_a_returned_bucket_marks_her_lost(chat: ChatDriver, engine: Engine) -> None:
+def test_a_returned_bucket_puts_her_on_the_call_list_at_once(
+    chat: ChatDriver, engine: Engine
+) -> None:
+    """Buckets coming back mean she is about to leave, not gone: call now and ask why."""
     chat.say("王姐 押桶 2个 100元")
     chat.say("王姐 退桶 2个")
     summary = wang(engine)
-    assert summary.stage == "lost"
+    assert summary.stage == "at_risk"
     assert any(f["code"] == "deposit_refunded" for f in summary.findings)
+    assert "🔴王姐 退桶退押金" in chat.say("今天该跟进谁")
 
 
 def test_the_card_keeps_each_figure_on_its_own_line(chat: ChatDriver) -> None:

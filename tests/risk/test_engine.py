@@ -272,7 +272,7 @@ STEADY = regular(20, 12, AS_OF - timedelta(days=5))
         ([event(1, "tickets", 60, change=10), event(2, "tickets", 2, change=-10)],
          "tickets_not_renewed", "quiet"),
         ([event(1, "deposit", 300, change=2), event(2, "deposit", 1, change=-2)],
-         "deposit_refunded", "lost"),
+         "deposit_refunded", "at_risk"),
         ([event(1, "outcome", 1, outcome="lost", reason="搬家/倒闭")], "moved_closed", "lost"),
     ],
 )  # fmt: skip

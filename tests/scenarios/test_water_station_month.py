@@ -134,10 +134,15 @@ def test_a_water_station_month(life: ShopLife, tmp_path: Path) -> None:
     life.on("6/21", 9).opens("钱总公司").shows("上门").lacks("原因还没问清", "您家")
     life.taps("钱总公司", "visited", cost="50").shows("已记")
     life.taps("王姐", "warm").shows("已记")
+    # Buckets: a deposit, then the buckets come back — almost always a customer leaving.
+    life.on("6/21", 10).says("老王 押桶 2个 100元").shows("已记:老王 押桶 2个", "押金100元")
+    life.on("6/22", 8, 30).says("老王 退桶 2个").shows("已记:老王 退桶 2个")
     life.on("6/22", 9).says("顾嫂 恢复提醒").shows("恢复提醒")
     life.says("今天该跟进谁").shows("顾嫂")
     # (issue 17) nothing paused, set aside or answered by an order counts as late.
     morning = life.on("6/23", 8).morning()
+    # Found here: the returned buckets made him "lost" at once, on no list at all.
+    morning.shows("老王", "退桶")
     late = re.search(r"⏰ 有(\d+)位", morning)
     assert late is None or int(late.group(1)) <= 1, morning  # 李姐's proposal at most
 
