@@ -79,8 +79,8 @@ def test_car_customers_turn_yellow_red_and_lost_by_the_service_cycle(
     owner = ChatDriver(engine=engine, settings=settings, clock=clock, shop_ref=car_shop.slug)
     followups = owner.say("今天该跟进谁")
     assert "今天该跟进 2 位老客户" in followups
-    assert "🟡钱女士 216天没订" in followups  # cycle + 35
-    assert "🔴孙总 276天没订" in followups  # cycle + 95
+    assert "🟡钱女士 216天没来" in followups  # cycle + 35
+    assert "🔴孙总 276天没来" in followups  # cycle + 95
     assert "赵先生" not in followups and "周老师" not in followups  # cycle + 20: still fine
     assert "李师傅" not in followups  # six months overdue: lost, off the follow-up list
     assert owner.say("赵先生").startswith("📇 赵先生 · 正常")
