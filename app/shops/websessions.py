@@ -67,8 +67,10 @@ def open_session(
             expires_at=now + ttl,
         )
         .on_conflict_do_nothing(index_elements=["login_nonce"])
-    )
-    if inserted.rowcount != 1:  # type: ignore[attr-defined]
+        # RETURNING, not rowcount: an ORM-enabled INSERT reports no row count on psycopg.
+        .returning(col(WebSession.id))
+    ).scalar()
+    if inserted is None:
         return None
     session.execute(
         update(WebSession)
