@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from sqlalchemy import func
+from sqlalchemy import Engine, func
 from sqlmodel import select
 from typer.testing import CliRunner
 
 from app.cli import cli
 from app.config import get_settings
-from app.customers.models import Customer
+from app.customers.models import Customer, CustomerSummary
+from app.customers.service import due_list
 from app.db import make_engine, read_session, write_session
+from app.shops.models import Shop
 from app.shops.service import consume_binding_code, get_shop
-from tests.conftest import TEST_TODAY
+from tests.conftest import TEST_TODAY, ChatDriver
 
 runner = CliRunner()
 
@@ -137,3 +140,78 @@ def test_every_command_and_option_explains_itself_in_chinese() -> None:
     listing = invoke("--help")
     assert "载入演示送水站" in listing and "用店里自己的历史回放" in listing
     assert "Load the demo" not in listing and "Replay the shop" not in listing
+
+
+# --- huitou backtest --shop: the suggested reminder multiple, applied on one confirmation ---
+
+BACKTEST = ("backtest", "--shop", "demo", "--step", "28")
+
+
+def _suggested(out: str) -> float:
+    found = re.search(r"在聊天里发:设置 提醒倍数 (\d(?:\.\d)?)$", out, re.M)
+    assert found, out
+    return float(found.group(1))
+
+
+def _lists(engine: Engine, shop: Shop) -> tuple[dict[str, Any], dict[int, object], int]:
+    """The shop's own settings, each customer's yellow day, and today's follow-up count."""
+    with read_session(engine) as s:
+        own = get_shop(session=s, ref=shop.slug)
+        yellow = dict(
+            s.exec(
+                select(CustomerSummary.customer_id, CustomerSummary.check_on).where(
+                    CustomerSummary.shop_id == own.id
+                )
+            ).all()
+        )
+        due = len(due_list(session=s, shop=own, today=TEST_TODAY))
+    return dict(own.settings), yellow, due
+
+
+def test_backtest_shop_yes_applies_the_suggestion_and_rescores(
+    cli_env: str, demo_shop: Shop, engine: Engine
+) -> None:
+    _, yellow_before, due_before = _lists(engine, demo_shop)
+    out = invoke(*BACKTEST, input="y\n")
+    ratio = _suggested(out)
+    assert f"把「{demo_shop.name}」的提醒倍数从 1.5 改成 {ratio:g}?" in out
+    own, yellow_after, due_after = _lists(engine, demo_shop)
+    assert own["quiet_ratio"] == ratio
+    # Rescored: the yellow days moved, and the reply counts the list as the chat does.
+    assert yellow_after != yellow_before
+    assert f"已改:提醒倍数 1.5 → {ratio:g} ✓" in out
+    assert f"跟进名单现在{due_after}位(改之前{due_before}位)" in out
+
+
+def test_backtest_shop_no_changes_nothing(cli_env: str, demo_shop: Shop, engine: Engine) -> None:
+    before = _lists(engine, demo_shop)
+    assert "quiet_ratio" not in before[0]
+    out = invoke(*BACKTEST, input="n\n")
+    assert f"改成 {_suggested(out):g}?" in out
+    assert "没改,提醒倍数还是 1.5。" in out and "已改" not in out
+    assert _lists(engine, demo_shop) == before
+
+
+def test_backtest_shop_yes_flag_applies_without_asking(
+    cli_env: str, demo_shop: Shop, engine: Engine
+) -> None:
+    out = invoke(*BACKTEST, "--yes")
+    assert "[y/N]" not in out
+    assert _lists(engine, demo_shop)[0]["quiet_ratio"] == _suggested(out)
+    # Run again: the shop's own (new) multiple is what is replayed, and it now fits.
+    assert f"现在的提醒倍数 {_suggested(out):g} 就合适" in invoke(*BACKTEST)
+
+
+def test_backtest_shop_refuses_an_out_of_bounds_suggestion_as_the_chat_does(
+    cli_env: str, demo_shop: Shop, engine: Engine, chat: ChatDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import app.risk.backtest as backtest
+
+    monkeypatch.setattr(backtest, "owner_choice", lambda report: (3.5, report.alerts[0]))
+    before = _lists(engine, demo_shop)
+    result = runner.invoke(cli, [*BACKTEST, "--yes"])
+    assert result.exit_code == 1
+    refusal = chat.say("设置 提醒倍数 3.5")
+    assert refusal.startswith("没改:提醒倍数只能设1.2到3,您发的是3.5。")
+    assert result.output.rstrip().endswith(refusal)
+    assert _lists(engine, demo_shop) == before

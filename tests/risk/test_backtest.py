@@ -118,6 +118,8 @@ def test_backtest_command_prints_a_table_and_a_suggestion(shop_csv: Path) -> Non
     # The suggestion is something the owner can do: a chat command, not engine settings.
     assert re.search(r"在聊天里发:设置 提醒倍数 \d(\.\d)?$|提醒倍数 1\.5 就合适", out, re.M)
     assert "RiskConfig" not in out and "precision" not in out and "recall" not in out
+    # A file is not a shop: nothing to change, so nothing is asked.
+    assert "[y/N]" not in out and "已改" not in out
 
 
 def test_backtest_refuses_a_short_history(tmp_path: Path) -> None:
