@@ -276,6 +276,7 @@ def score_shop(
     amount: np.ndarray,
     n: int,
     settings: dict[str, Any],
+    industry: str,
     today: date,
     now: datetime,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]]:
@@ -288,7 +289,7 @@ def score_shop(
         amount=amount / 100,
         n_customers=n,
     )
-    config = RiskConfig.from_settings(settings)
+    config = RiskConfig.from_settings(settings, industry)
     priors = score_arrays(orders, as_of=today, config=config).priors
     last_days = np.full(n, -1, dtype=np.int64)
     np.maximum.at(last_days, orders.customer, np.where(orders.day <= epoch_day(today), day, -1))
@@ -364,7 +365,7 @@ def add_shop(
     settings: dict[str, Any] = dict(INDUSTRY_DEFAULTS[industry])
     priors, summaries, classes = score_shop(
         customer=customer, day=day, quantity=quantity, amount=amount, n=size,
-        settings=settings, today=today, now=now,
+        settings=settings, industry=industry, today=today, now=now,
     )  # fmt: skip
     settings[PRIORS_KEY] = priors
     ids.shop += 1
