@@ -18,7 +18,7 @@ from app.shops.models import Shop
 from app.shops.service import issue_binding_code
 from tests.channels.conftest import CORP_ID
 from tests.channels.fake_provider import FakeProvider, start
-from tests.channels.wire import WeComSide, field_of, new_aes_key, text_xml
+from tests.channels.wire import WeComSide, event_xml, field_of, new_aes_key, text_xml
 from tests.factories import add_orders, make_customer, make_shop
 from tests.scenarios.harness import Seen, ShopLife
 
@@ -40,6 +40,17 @@ class WeComOwner:
     def __init__(self, life: ShopLife, side: WeComSide) -> None:
         self.life, self.side = life, side
         self.msg_id = 7_000_000
+
+    def contact(self, change: str, external: str) -> None:
+        """WeCom reports a change to one of the owner's customer contacts."""
+        now = int(self.life.clock.now().timestamp())
+        xml = event_xml(
+            to=CORP_ID, sender="sys", created=now, event="change_external_contact",
+            fields={"ChangeType": change, "UserID": OWNER, "ExternalUserID": external},
+        )  # fmt: skip
+        request = self.side.callback(now, xml)
+        response = self.life.client.post("/wecom", params=request.params, content=request.body)
+        assert response.status_code == 200, response.text
 
     def says(self, text: str) -> Seen:
         self.msg_id += 1
@@ -65,8 +76,9 @@ def test_the_owner_works_from_wecom(
         }
     )  # fmt: skip
     shop = make_shop(engine, clock, slug="wx", name="企微水站")
-    for name, every in (("苗姐", 12), ("柏叔", 10)):
-        customer = make_customer(engine, clock, shop, name)
+    for name, every in (("苗姐", 12), ("柏叔", 10), ("葛老师", 9)):
+        phone = "13700009999" if name == "葛老师" else None
+        customer = make_customer(engine, clock, shop, name, phone=phone)
         days = [date(2026, 5, 26) - timedelta(days=every * n) for n in range(8, -1, -1)]
         add_orders(engine, clock, shop, customer, days)
     life = ShopLife(engine=engine, settings=wecom, clock=clock, slug="wx")
@@ -92,3 +104,11 @@ def test_the_owner_works_from_wecom(
     # What was answered in WeCom is what the web chat and the next morning see.
     life.on("6/19", 8).morning()
     life.on("6/19", 9).says("苗姐").shows("6月18日 微信:已发")
+    # (issue 17) the owner adds 葛老师 in WeCom: the contact is read and linked by her
+    # mobile, so when she deletes the owner later, the signal fires on her.
+    provider.add_contact("wmGE", "葛老师的微信", userid=OWNER, mobiles=("13700009999",))
+    owner.contact("add_external_contact", "wmGE")
+    assert any("葛老师" in text for text in provider.sent_texts(OWNER)), provider.sent_texts(OWNER)
+    life.on("6/19", 18)
+    owner.contact("del_follow_user", "wmGE")
+    life.says("今天该跟进谁").shows("🔴葛老师 删了好友")

@@ -126,6 +126,8 @@ def test_a_water_station_month(life: ShopLife, tmp_path: Path) -> None:
     no_cents(listing)
     life.says("钱总公司").shows("下一步:建议上门/优惠")
     life.says("李姐 投诉已解决 换了送水师傅").shows("投诉已解决")
+    # (issue 17) what was fixed reaches the next script for her.
+    life.opens("李姐").shows("换了送水师傅")
 
     # -- 6/21: the visit answers the reason; the won-back customer's care check ---------
     morning = life.on("6/21", 8).morning()
