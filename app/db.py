@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, bindparam, event, inspect, select
+from sqlalchemy import Connection, Engine, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import configure_mappers
-from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.orm.base import instance_state
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
-from app import lean
 from app.config import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
@@ -87,101 +83,6 @@ def make_engine(
 def insert_for(dialect: str) -> type[sqlite.Insert] | type[postgresql.Insert]:
     """The dialect's INSERT construct, which has ON CONFLICT (SQLite and PostgreSQL alike)."""
     return postgresql.Insert if dialect == "postgresql" else sqlite.Insert
-
-
-Model = TypeVar("Model", bound=SQLModel)
-
-
-def adopt(session: Session, model: type[Model], row: Mapping[Any, Any]) -> Model:
-    """The session's object for a row read (or just written) on its connection with Core.
-
-    `row` holds every column of `model` as the database has it. The result is what a query
-    through the ORM would give: the object already in the session's identity map if there
-    is one, else a new one made the way the ORM makes loaded objects (no validation and no
-    defaults: the values are the row's), persistent in `session`, so a later change to it is
-    flushed as an UPDATE. A Core read plus this costs a third of the same read through the
-    ORM, on paths every message takes. Flush the session before such a read, as the ORM's
-    autoflush would.
-    """
-    mapper = inspect(model)
-    if not mapper.configured:  # attributes are instrumented once the mappers are configured
-        configure_mappers()  # (a query does it; a process may adopt before any query)
-    key = mapper.identity_key_from_primary_key([row[c.key] for c in mapper.primary_key])
-    existing = session.identity_map.get(key)
-    if existing is not None:
-        return existing
-    instance = mapper.class_manager.new_instance()
-    instance.__dict__.update(row)
-    # As sqlalchemy.orm.loading attaches an instance it loaded (make_transient_to_detached
-    # and Session.add, the public way, cost four times as much): the state gets its key and
-    # session and joins the identity map, unmodified. Columns the row lacks are expired, so
-    # reading one loads it, as make_transient_to_detached would have them.
-    state = instance_state(instance)
-    state.key = key
-    state.identity_token = key[2]
-    state.session_id = session.hash_key
-    session.identity_map._add_unpresent(state, key)
-    unloaded = state.unloaded
-    if unloaded:
-        state._expire_attributes(state.dict, unloaded)
-    return instance
-
-
-def insert(
-    session: Session, model: type[Model], statement: Any, values: dict[str, Any], **params: Any
-) -> tuple[Model, Any]:
-    """INSERT one row of `model` in the session's transaction, with a prebuilt Core
-    `statement` RETURNING the new key first (then anything else it reads, from `params`);
-    return the row as the session's object (adopt) and the returned row. The ORM's flush of
-    one new object cost several times the INSERT, on paths every message takes."""
-    session.flush()  # rows the new one refers to (a customer just created) go first
-    row = lean.run(session.connection(), statement, {**values, **params}).one()
-    (key,) = inspect(model).primary_key
-    return adopt(session, model, {key.key: row[0], **values}), row
-
-
-@lru_cache(maxsize=32)
-def _by_key(model: type[SQLModel]) -> Select[Any]:
-    mapper = inspect(model)
-    (key,) = mapper.primary_key
-    return select(*mapper.local_table.columns).where(key == bindparam("pk"))
-
-
-def load(session: Session, model: type[Model], pk: Any) -> Model | None:
-    """`session.get(model, pk)` (one-column keys), with the read in Core: on a miss it costs
-    a third of the ORM's load. An object the session holds already comes from session.get.
-    """
-    mapper = inspect(model)
-    if session.identity_map.get(mapper.identity_key_from_primary_key([pk])) is not None:
-        return session.get(model, pk)
-    row = lean.run(session.connection(), _by_key(model), {"pk": pk}).mappings().first()
-    return None if row is None else adopt(session, model, row)
-
-
-@lru_cache(maxsize=64)
-def _update_by_key(model: type[SQLModel], columns: tuple[str, ...]) -> Any:
-    table = inspect(model).local_table
-    (key,) = inspect(model).primary_key
-    return (
-        table.update()
-        .where(key == bindparam("pk"))
-        .values({c: bindparam(f"v_{c}", type_=table.c[c].type) for c in columns})
-    )
-
-
-def update(session: Session, instance: SQLModel, **values: Any) -> None:
-    """Set these columns of persistent `instance` in the database now, in one UPDATE by
-    its key, and on the object as its stored values (nothing left for a flush to write).
-    The ORM's flush of one changed object cost several times the statement, on commands
-    every owner sends (暂停, 已挽回, 流失). Other unflushed changes to it stay pending."""
-    mapper = inspect(type(instance))
-    (pk,) = mapper.primary_key_from_instance(instance)
-    params = {"pk": pk, **{f"v_{name}": value for name, value in values.items()}}
-    statement = _update_by_key(type(instance), tuple(values))
-    if lean.run(session.connection(), statement, params).rowcount != 1:
-        raise LookupError(f"{type(instance).__name__} {pk} is not in the database")
-    for name, value in values.items():
-        set_committed_value(instance, name, value)
 
 
 @lru_cache(maxsize=16)

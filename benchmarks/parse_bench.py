@@ -16,21 +16,15 @@ Loads the demo shop into a throwaway SQLite file, then for each message measures
 
 The verdict is the line "handle, each message (mean)". Repeat: this 2-core VM's speed
 drifts by up to x1.7 within the hour, and CPU time rises by up to half while another
-process is busy. Measured 2026-11-23 (third session) by alternating runs (8 rounds x 20
-runs, medians of the per-run means) against the same harness on 6e60167, the code before
-that session: mean over all messages 1.63 against 2.63 ms; two orders in one message 2.92
-against 4.31 (worst of the eight runs 3.41 against 4.82); 本月统计 2.62 against 3.52
-(worst 3.66); the card 0.73 against 3.24; per-run means over 5 ms: 0 of 160 against 1 of
-160. Ten plain runs that day, in fast and slow phases: 20/20 messages under 5 ms in each,
-the slowest 2.2-3.3 ms. The slowest phase seen before (the day's second session) ran the
-base at 1.5x these figures, which would put the two-order message near 4.5 ms. What the
-handlers do for it: prebuilt Core statements run straight on the driver's cursor
-(app/lean.py, docs/channels.md), session objects made from Core rows (db.adopt / db.load)
-and changes written by key (db.update) instead of ORM loads and flushes, an order INSERT
-whose RETURNING also gives the customer's record before it, the exact-name read carrying
-the shop's match tag, one read and one UPDATE for all the customers a message touched, one
-read for a card's tickets, deposits and complaints, and a 本月统计 that computes only what
-its text shows (docs/reports.md).
+process is busy. The figures of 2026-11-23 (docs/channels.md) were measured with a statement
+layer that ran prebuilt statements straight on the driver's cursor and made session objects
+from Core rows; it was removed (issue 18) for plain SQLAlchemy (Session.execute of the
+module-level statements, ORM loads and flushes), and they have not been measured again
+since. What the handlers still do for speed: an order INSERT whose RETURNING also gives the
+customer's record before it, the exact-name read carrying the shop's match tag, one read
+and one UPDATE for all the customers a message touched, one read for a card's tickets,
+deposits and complaints, and a 本月统计 that computes only what its text shows
+(docs/reports.md).
 """
 
 from __future__ import annotations

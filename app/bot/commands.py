@@ -60,7 +60,6 @@ from app.customers.service import (
     set_value_class,
     write_reminder_settings,
 )
-from app.db import load, update
 from app.events.models import Event
 from app.orders.models import Order
 from app.orders.service import OrderError, record
@@ -306,7 +305,7 @@ def _continue(ctx: BotContext, queue: list[dict[str, Any]]) -> list[str]:
         item = _item_from_payload(action["item"])
         matches = match_customers(session=ctx.session, shop=ctx.shop, query=item.customer)
         if matches and is_clear(matches):
-            customer = load(ctx.session, Customer, matches[0].customer_id)
+            customer = ctx.session.get(Customer, matches[0].customer_id)
             assert customer is not None
             replies.extend(_apply_item(ctx, customer, matches[0], action))
         elif not matches:
@@ -444,7 +443,7 @@ def card(ctx: BotContext, intent: Intent) -> list[str]:
                 more=len(matches) > CHOICES_SHOWN,
             )
         ]
-    customer = load(ctx.session, Customer, matches[0].customer_id)
+    customer = ctx.session.get(Customer, matches[0].customer_id)
     assert customer is not None
     return _card(ctx, customer)
 
@@ -504,7 +503,7 @@ def _for_customer(ctx: BotContext, intent: Intent) -> list[str]:
                 more=len(matches) > CHOICES_SHOWN,
             )
         ]
-    customer = load(ctx.session, Customer, matches[0].customer_id)
+    customer = ctx.session.get(Customer, matches[0].customer_id)
     assert customer is not None
     return _act(ctx, customer, matches[0], intent)
 
@@ -539,7 +538,7 @@ def _act(ctx: BotContext, customer: Customer, match: Match | None, intent: Inten
                 "before": {"status": customer.status},
             },
         )
-        update(ctx.session, customer, status="active")
+        customer.status = "active"
         return [ctx.render("recovered_recorded", who=who, customer=customer)]
     if kind == "lost":
         if not fields.get("reason"):
@@ -563,7 +562,7 @@ def _act(ctx: BotContext, customer: Customer, match: Match | None, intent: Inten
                 "before": {"paused_until": before},
             },
         )
-        update(ctx.session, customer, paused_until=until)
+        customer.paused_until = until
         return [
             ctx.render("pause_recorded", who=who, until=until, days=(until - ctx.today).days + 1)
         ]
@@ -695,7 +694,7 @@ def _mark_lost(ctx: BotContext, customer: Customer, who: str, reason: str, text:
             "before": {"status": customer.status},
         },
     )
-    update(ctx.session, customer, status="lost")
+    customer.status = "lost"
     return [ctx.render("lost_recorded", who=who, reason=reason, unavoidable=unavoidable)]
 
 
@@ -1036,7 +1035,7 @@ def help_(ctx: BotContext, intent: Intent) -> list[str]:
 
 
 def _chosen(ctx: BotContext, candidates: list[int], number: int) -> Customer | None:
-    customer = load(ctx.session, Customer, candidates[number - 1])
+    customer = ctx.session.get(Customer, candidates[number - 1])
     return customer if customer is not None and customer.shop_id == ctx.shop_id else None
 
 

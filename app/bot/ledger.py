@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy import Select, bindparam, literal
 from sqlmodel import Session, col, select
 
-from app import lean
 from app.bot.context import BotContext
 from app.channels.models import InboxMessage
 from app.customers.models import Customer
@@ -72,7 +71,7 @@ def live_rows(
     """The rows of a prebuilt Core `statement` over events (its first column the event id)
     whose events were not undone, in the statement's order."""
     session.flush()  # events added through the session count (a plain read does not autoflush)
-    rows: list[Any] = lean.run(session.connection(), statement, params).all()
+    rows: list[Any] = list(session.execute(statement, params))
     if not rows:
         return rows
     undone = undone_among(session, shop_id, [row[0] for row in rows])

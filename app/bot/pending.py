@@ -8,7 +8,6 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, select
 
-from app import lean
 from app.bot.context import BotContext
 from app.channels.models import PendingQuestion
 
@@ -62,8 +61,8 @@ def take(ctx: BotContext) -> PendingQuestion | None:
 
 
 _TABLE = PendingQuestion.__table__  # type: ignore[attr-defined]
-# Built once and run on the connection: every message that is not an answer runs it, and
-# the ORM's bulk DELETE (statement building + session synchronisation) cost ~0.5 ms.
+# Built once, on the table (no ORM session synchronisation): every message that is not an
+# answer runs it; a copy the session holds is expunged by hand (clear).
 _DELETE = delete(_TABLE).where(
     _TABLE.c.shop_id == bindparam("shop"), _TABLE.c.sender == bindparam("sender")
 )
@@ -77,12 +76,10 @@ _WAITING = select(_TABLE.c.shop_id).where(
 
 def waiting(ctx: BotContext) -> bool:
     """Whether the sender has a question stored, live or expired: as the caller read it with
-    the shop, else a plain probe (no ORM)."""
+    the shop, else a plain probe."""
     if ctx.question_waiting is not None:
         return ctx.question_waiting
-    found = lean.run(
-        ctx.session.connection(), _WAITING, {"shop": ctx.shop_id, "sender": ctx.sender_key}
-    )
+    found = ctx.session.execute(_WAITING, {"shop": ctx.shop_id, "sender": ctx.sender_key})
     ctx.question_waiting = found.first() is not None
     return ctx.question_waiting
 
@@ -95,7 +92,7 @@ def clear(ctx: BotContext) -> None:
         session.flush()
     elif ctx.question_waiting is False:
         return  # none stored: most messages skip the DELETE
-    lean.run(session.connection(), _DELETE, {"shop": ctx.shop_id, "sender": ctx.sender_key})
+    session.execute(_DELETE, {"shop": ctx.shop_id, "sender": ctx.sender_key})
     ctx.question_waiting = False
     # A copy loaded in this session is gone from the database too.
     key = session.identity_key(PendingQuestion, (ctx.shop_id, ctx.sender_key))

@@ -27,14 +27,13 @@ from typing import Any
 from sqlalchemy import Engine, Insert, bindparam, event, exists, select
 from sqlmodel import Session, col
 
-from app import lean
 from app.bot.context import BotContext
 from app.bot.core import answer_without_writes, handle
 from app.channels.binding import find_sender_in
 from app.channels.callback import claim_row
 from app.channels.models import InboxMessage, PendingQuestion
 from app.clock import Clock
-from app.db import adopt, insert_for, with_option, write_connection, write_session
+from app.db import insert_for, with_option, write_connection, write_session
 from app.shops.models import Shop, Staff
 
 log = logging.getLogger(__name__)
@@ -117,17 +116,13 @@ def answer_from(
     return _settle(engine, delivery, outcome, clock, templates_dir, pending_ttl_seconds)
 
 
-# The shop and the member of staff in one query (two Session.get cost twice as much here).
 _QUESTIONS = PendingQuestion.__table__  # type: ignore[attr-defined]
-# With them, whether the sender has a question stored: most messages then skip pending's
-# DELETE (handle) or probe (the read road).
-_SHOP_COLUMNS = tuple(Shop.__table__.columns)  # type: ignore[attr-defined]
-_STAFF_COLUMNS = tuple(Staff.__table__.columns)  # type: ignore[attr-defined]
-# Built once and run on the connection (app.lean): the shop, the staff member and whether a
-# question of theirs waits, in one read; the rows become session objects (db.adopt).
+# Built once: the shop and the member of staff as session objects, with whether the sender
+# has a question stored, in one read (most messages then skip pending's DELETE in handle,
+# or its probe on the read road).
 _SHOP_AND_STAFF = select(
-    *_SHOP_COLUMNS,
-    *_STAFF_COLUMNS,
+    Shop,
+    Staff,
     exists().where(
         _QUESTIONS.c.shop_id == bindparam("shop"), _QUESTIONS.c.sender == bindparam("sender")
     ),
@@ -148,18 +143,13 @@ def context_for(
     inbox_id: int | None = None,
 ) -> BotContext:
     """The bot's context for a delivery; PermissionError unless the sender is the shop's staff."""
-    found = lean.run(
-        session.connection(),
+    found = session.execute(
         _SHOP_AND_STAFF,
         {"shop": delivery.shop_id, "staff": delivery.staff_id, "sender": delivery.sender_key},
     ).first()
     if found is None:
         raise PermissionError("sender is not staff of this shop")
-    n = len(_SHOP_COLUMNS)
-    shop = adopt(session, Shop, {c.key: v for c, v in zip(_SHOP_COLUMNS, found[:n], strict=True)})
-    staff_row = zip(_STAFF_COLUMNS, found[n : n + len(_STAFF_COLUMNS)], strict=True)
-    staff = adopt(session, Staff, {c.key: v for c, v in staff_row})
-    question_waiting = found[-1]
+    shop, staff, question_waiting = found
     return BotContext(
         session=session,
         shop=shop,

@@ -25,9 +25,7 @@ from sqlalchemy import and_, bindparam
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
-from app import lean
 from app.customers.models import Customer, ShopMatchTag
-from app.db import adopt
 from app.shops.models import Shop
 
 TIERS = ("name", "alias", "phone", "pinyin", "contains", "address", "fuzzy")
@@ -350,9 +348,8 @@ _CACHE_LOCK = threading.Lock()
 _SHOPS_PER_DATABASE = 256
 
 
-_CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
 _TAGS = ShopMatchTag.__table__  # type: ignore[attr-defined]
-# Built once and run on the connection: every name that is not exact reads it.
+# Built once: every name that is not exact reads it.
 _FINGERPRINT = sa_select(_TAGS.c.tag).where(_TAGS.c.shop_id == bindparam("shop"))
 
 
@@ -361,7 +358,7 @@ def _fingerprint(session: Session, shop_id: int) -> tuple[Any, ...]:
     phone, address, status or shop change: triggers give the shop a new random tag then
     (migration 0008). One primary-key read, however many customers the shop has."""
     session.flush()  # customers added or renamed in this session count (as under autoflush)
-    return (lean.run(session.connection(), _FINGERPRINT, {"shop": shop_id}).scalar(),)
+    return (session.execute(_FINGERPRINT, {"shop": shop_id}).scalar(),)
 
 
 def match_index(
@@ -392,20 +389,20 @@ def match_index(
     return index
 
 
-_COLUMNS = tuple(c.key for c in _CUSTOMERS.columns)
-# Built once and run on the connection: every message that names a customer runs it first.
-# The customers of that exact name, and the shop's match tag with them: a name that is not
-# exact goes on to the cached index without a second read to check it. (The tag row exists
-# once the shop has a customer; a shop without one gets no row, and has no one to find.)
+# Built once: every message that names a customer runs it first. The customers of that
+# exact name (as session objects; None on the row of a shop with no such name), and the
+# shop's match tag with them: a name that is not exact goes on to the cached index without
+# a second read to check it. (The tag row exists once the shop has a customer; a shop
+# without one gets no row, and has no one to find.)
 _EXACT = (
-    sa_select(*_CUSTOMERS.columns, _TAGS.c.tag)
+    sa_select(Customer, _TAGS.c.tag)
     .select_from(
         _TAGS.outerjoin(
-            _CUSTOMERS,
+            Customer,
             and_(
-                _CUSTOMERS.c.shop_id == _TAGS.c.shop_id,
-                _CUSTOMERS.c.name == bindparam("name"),
-                _CUSTOMERS.c.status != "forgotten",
+                col(Customer.shop_id) == _TAGS.c.shop_id,
+                col(Customer.name) == bindparam("name"),
+                col(Customer.status) != "forgotten",
             ),
         )
     )
@@ -419,12 +416,8 @@ def match_customers(*, session: Session, shop: Shop, query: str) -> list[Match]:
     if not query:
         return []
     session.flush()  # as the ORM's autoflush: customers added or renamed in this session
-    rows = lean.run(session.connection(), _EXACT, {"shop": shop.id, "name": query}).all()
-    exact = [
-        adopt(session, Customer, dict(zip(_COLUMNS, row, strict=False)))
-        for row in rows
-        if row[0] is not None
-    ]
+    rows = session.execute(_EXACT, {"shop": shop.id, "name": query}).all()
+    exact: list[Customer] = [customer for customer, _ in rows if customer is not None]
     if exact:
         # Kept referenced by the session (its identity map holds objects only weakly), so
         # the caller's session.get(Customer, id) costs no second query.

@@ -28,7 +28,6 @@ from sqlalchemy import (
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from app import lean
 from app.clock import Clock, from_utc, local_today
 from app.customers.models import OWNER_CLASS_TAG, Customer, CustomerSummary
 from app.events.models import Event
@@ -136,7 +135,7 @@ class _ByCustomer:
         if n > self.FIXED:
             return conn.execute(self.many, {"cids": list(customer_ids)})
         params = {f"c{i}": cid for i, cid in enumerate(customer_ids)}
-        return lean.run(conn, self.fixed[n - 1], params)
+        return conn.execute(self.fixed[n - 1], params)
 
 
 _LOCK_SUMMARIES = _ByCustomer(
@@ -310,7 +309,7 @@ def _write_summaries(session: Session, shop_id: int, rows: dict[int, dict[str, A
     if not params:
         return
     conn = session.connection()
-    updated = lean.run(conn, _UPDATE_SUMMARY, params if len(params) > 1 else params[0]).rowcount
+    updated = conn.execute(_UPDATE_SUMMARY, params if len(params) > 1 else params[0]).rowcount
     if updated != len(params):
         # A customer without a summary row yet (one made outside create_customer): add it.
         present = set(_SUMMARY_IDS.run(conn, list(rows)).scalars())

@@ -10,11 +10,9 @@ from sqlalchemy import bindparam
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from app import lean
 from app.clock import Clock
 from app.customers.models import OWNER_CLASS_TAG, VALUE_CLASSES, Customer, CustomerSummary
 from app.customers.risk import rescore_shop, risk_config
-from app.db import load, update
 from app.events.service import log_event
 from app.orders.models import Order
 from app.risk.assess import STAGE_LABELS, Stage, stage_on
@@ -183,7 +181,8 @@ _DUE_ROWS = (
 def due_list(*, session: Session, shop: Shop, today: date) -> list[DueLine]:
     """due_customers for the chat list: the same customers in the same order, as plain lines
     (tests/core/test_summary.py holds the two to each other)."""
-    rows = lean.run(session.connection(), _DUE_ROWS, {"shop": shop.id, "today": today})
+    session.flush()  # a pause or a status set in this session counts (no autoflush here)
+    rows = session.execute(_DUE_ROWS, {"shop": shop.id, "today": today})
     due: list[DueLine] = []
     for cid, name, paused, stored, check_on, red_on, lost_on, last, interval, var, found in rows:
         if paused is not None and paused >= today:
@@ -288,11 +287,11 @@ class CustomerCard:
 
 def customer_card(*, session: Session, customer: Customer, today: date) -> CustomerCard:
     """The customer's card: recent orders, usual interval, stage as of `today`."""
-    summary = load(session, CustomerSummary, customer.id)
+    summary = session.get(CustomerSummary, customer.id)
     if summary is None:
         raise CustomerError(f"客户 {customer.name} 缺少汇总记录")
     session.flush()  # orders added in this session count (a Core read does not autoflush)
-    rows = lean.run(session.connection(), _RECENT, {"cid": customer.id})
+    rows = session.execute(_RECENT, {"cid": customer.id})
     recent = [RecentOrder(*row) for row in rows]
     return CustomerCard(
         customer=customer,
@@ -333,7 +332,9 @@ def _write_class(session: Session, customer: Customer, value_class: str, *, by_o
     tags = [t for t in customer.tags if t != OWNER_CLASS_TAG]
     if by_owner:
         tags.append(OWNER_CLASS_TAG)
-    update(session, customer, value_class=value_class, tags=tags)
+    customer.value_class = value_class
+    customer.tags = tags
+    session.add(customer)
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,7 @@ from typing import Any
 from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
-from app import lean
 from app.clock import Clock
-from app.db import insert
 from app.events.models import Event
 
 # Event kinds the risk engine reads (app/risk/events.py); others never change an assessment.
@@ -36,8 +34,6 @@ def undone_event_ids(session: Session, shop_id: int) -> set[int]:
 
 
 _EVENTS = Event.__table__  # type: ignore[attr-defined]
-# Built once (db.insert): every event a message writes goes through it.
-_INSERT = _EVENTS.insert().returning(_EVENTS.c.id)
 # An undo is appended after the events it cancels, so its id is larger than theirs: only
 # undo events newer than the oldest of the events in question can cancel any of them.
 _UNDO_PAYLOADS_AFTER = select(_EVENTS.c.data).where(
@@ -51,9 +47,7 @@ def undone_among(session: Session, shop_id: int, event_ids: Collection[int]) -> 
     """Which of `event_ids` some later "undo" cancelled (reads only the undo events after them)."""
     if not event_ids:
         return set()
-    rows = lean.run(
-        session.connection(), _UNDO_PAYLOADS_AFTER, {"shop": shop_id, "after": min(event_ids)}
-    )
+    rows = session.execute(_UNDO_PAYLOADS_AFTER, {"shop": shop_id, "after": min(event_ids)})
     wanted = set(event_ids)
     return {
         int(i) for (data,) in rows for i in (data or {}).get("event_ids", []) if int(i) in wanted
@@ -73,17 +67,18 @@ def log_event(
     inbox_id: int | None = None,
 ) -> Event:
     """Append one event; events are never updated or deleted."""
-    values = {
-        "shop_id": shop_id,
-        "customer_id": customer_id,
-        "kind": kind,
-        "occurred_at": clock.now(),
-        "data": data or {},
-        "source": source,
-        "staff_id": staff_id,
-        "inbox_id": inbox_id,
-    }
-    event, _ = insert(session, Event, _INSERT, values)
+    event = Event(
+        shop_id=shop_id,
+        customer_id=customer_id,
+        kind=kind,
+        occurred_at=clock.now(),
+        data=data or {},
+        source=source,
+        staff_id=staff_id,
+        inbox_id=inbox_id,
+    )
+    session.add(event)
+    session.flush()  # its id: 撤销 and the follow-ups name events by id
     # A complaint, a cold reply, a returned bucket (or undoing one) changes the customer's
     # risk now, in the same transaction, not at the next nightly rescore.
     affected: set[int] = set()

@@ -35,7 +35,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Row, bindparam, select
 from sqlmodel import Session
 
-from app import lean
 from app.clock import from_utc
 from app.customers.models import CustomerSummary
 from app.customers.risk import risk_config
@@ -116,10 +115,10 @@ def loss_history(
     until = today
     conn = session.connection()
     orders: dict[int, list[date]] = defaultdict(list)
-    for cid, day in lean.run(conn, _ORDER_DAYS, {"shop": shop.id}):
+    for cid, day in conn.execute(_ORDER_DAYS, {"shop": shop.id}):
         orders[int(cid)].append(day)
     open_losses = {int(cid): lost_on for cid, lost_on in
-                   lean.run(conn, _OPEN_LOSSES, {"shop": shop.id})}  # fmt: skip
+                   conn.execute(_OPEN_LOSSES, {"shop": shop.id})}  # fmt: skip
     by_customer: dict[int, list[Mark]] = defaultdict(list)
     for mark in owner_marks(rows, tz):
         by_customer[mark.customer_id].append(mark)

@@ -18,7 +18,6 @@ from sqlalchemy import Select, bindparam, case, func
 from sqlalchemy import select as core_select
 from sqlmodel import Session, select
 
-from app import lean
 from app.bot.when import month_end
 from app.clock import Clock, from_utc
 from app.customers.models import Customer, CustomerSummary
@@ -381,8 +380,8 @@ def _tier_activity(session: Session, shop: Shop, month: _Window) -> list[TierAct
     """Per tier: follow-ups proposed in the month, and first contacted in it."""
     conn = session.connection()
     days = {"shop": shop.id, "first": month.first_day, "last": month.last_day}
-    proposed: dict[int, int] = {tier: n for tier, n in lean.run(conn, _PROPOSED, days)}
-    done: dict[int, int] = {tier: n for tier, n in lean.run(conn, _DONE, _cohort(shop, month))}
+    proposed: dict[int, int] = {tier: n for tier, n in conn.execute(_PROPOSED, days)}
+    done: dict[int, int] = {tier: n for tier, n in conn.execute(_DONE, _cohort(shop, month))}
     return [
         TierActivity(tier=t, proposed=int(proposed.get(t, 0)), done=int(done.get(t, 0)))
         for t in (1, 2, 3, 0)
@@ -403,7 +402,7 @@ def _cohort(shop: Shop, month: _Window) -> dict[str, Any]:
 def _winback(
     session: Session, statement: Select[Any], cohort: dict[str, Any], *, unknown: str = ""
 ) -> list[WinBack]:
-    rows = lean.run(session.connection(), statement, cohort).all()
+    rows = session.execute(statement, cohort).all()
     out = [
         WinBack(
             key=unknown if k is None else str(k),
@@ -422,11 +421,11 @@ def _by_tier(session: Session, cohort: dict[str, Any]) -> list[WinBack]:
 
 def _money(session: Session, shop: Shop, cohort: dict[str, Any], month: _Window) -> Money:
     conn = session.connection()
-    cost = lean.run(conn, _OFFER_COST, cohort).scalar_one()
+    cost = conn.execute(_OFFER_COST, cohort).scalar_one()
     # The first day back per customer (a recovery without an order dates from its record).
     back_on: dict[int, date] = {}
     clv: dict[int, int] = {}
-    for cid, outcome_at, order_date, clv_cents in lean.run(conn, _RECOVERIES, cohort):
+    for cid, outcome_at, order_date, clv_cents in conn.execute(_RECOVERIES, cohort):
         day = order_date or (
             from_utc(outcome_at).astimezone(month.tz).date() if outcome_at else month.today
         )
@@ -435,7 +434,7 @@ def _money(session: Session, shop: Shop, cohort: dict[str, Any], month: _Window)
     revenue = 0
     if back_on:
         orders = {"shop": shop.id, "ids": list(back_on), "since": min(back_on.values())}
-        for cid, order_date, amount in lean.run(conn, _ORDERS_SINCE, orders):
+        for cid, order_date, amount in conn.execute(_ORDERS_SINCE, orders):
             start = back_on[int(cid)]
             if start <= order_date < start + timedelta(days=REVENUE_WINDOW_DAYS):
                 revenue += int(amount or 0)

@@ -25,7 +25,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Row, bindparam, case, distinct, func, select
 from sqlmodel import Session
 
-from app import lean
 from app.bot.ledger import live_rows
 from app.bot.when import month_end
 from app.customers.models import CustomerSummary
@@ -132,7 +131,7 @@ def outcome_marks(session: Session, shop_id: int, *, until: datetime) -> Sequenc
 def first_order_days(session: Session, shop_id: int) -> list[tuple[date, int]]:
     """How many customers had their first order on each day, by day: a histogram of the
     summaries (not 10,000 rows), what the churn trend and the month summary count from."""
-    rows = lean.run(session.connection(), _FIRST_ORDERS, {"shop": shop_id})
+    rows = session.execute(_FIRST_ORDERS, {"shop": shop_id})
     return sorted((day, int(n)) for day, n in rows)
 
 
@@ -157,7 +156,7 @@ def month_summary(
     unit = str(shop.settings.get("unit", "桶"))
     conn = session.connection()
     month = {"shop": shop.id, "first": first_day, "last": last_day, "unit": unit}
-    orders, active, revenue, quantity = lean.run(conn, _MONTH_ORDERS, month).one()
+    orders, active, revenue, quantity = conn.execute(_MONTH_ORDERS, month).one()
     if first_orders is None:
         first_orders = first_order_days(session, shop.id)
     new_customers = sum(n for day, n in first_orders if first_day <= day <= last_day)
