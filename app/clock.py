@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
@@ -43,6 +44,11 @@ class FixedClock:
 def from_utc(moment: datetime) -> datetime:
     """An aware datetime; raw SQLite reads give naive UTC, which this makes explicit."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def month_end(day: date) -> date:
+    """The last day of `day`'s month."""
+    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
 
 
 def local_today(clock: Clock, tz: str) -> date:

@@ -60,7 +60,9 @@ from app.customers.service import (
     set_value_class,
     write_reminder_settings,
 )
+from app.events import holdings as holdings_of
 from app.events.models import Event
+from app.events.service import live_rows
 from app.orders.models import Order
 from app.orders.service import OrderError, record
 from app.outreach.service import contact_notes
@@ -271,7 +273,7 @@ def _apply_item(
         ledger.record_event(
             ctx, "tickets", customer=customer, data={"change": -item.quantity, "order_id": order.id}
         )
-        left = ledger.balance(ctx.session, ctx.shop_id, customer.id, "tickets")
+        left = holdings_of.balance(ctx.session, ctx.shop_id, customer.id, "tickets")
         return [ctx.render("tickets_used", who=who, order=order, left=left)]
     if kind == "tickets_buy":
         ledger.record_event(
@@ -280,7 +282,7 @@ def _apply_item(
             customer=customer,
             data={"change": item.quantity, "amount_cents": item.amount_cents},
         )
-        left = ledger.balance(ctx.session, ctx.shop_id, customer.id, "tickets")
+        left = holdings_of.balance(ctx.session, ctx.shop_id, customer.id, "tickets")
         return [ctx.render("tickets_bought", who=who, item=item, left=left)]
     change = item.quantity if kind == "deposit" else -item.quantity
     ledger.record_event(
@@ -293,7 +295,7 @@ def _apply_item(
             "returned": kind == "deposit_return",
         },
     )
-    held = ledger.balance(ctx.session, ctx.shop_id, customer.id, "deposit")
+    held = holdings_of.balance(ctx.session, ctx.shop_id, customer.id, "deposit")
     return [ctx.render(kind, who=who, item=item, held=held, customer=customer)]
 
 
@@ -401,7 +403,7 @@ def deposit_return(ctx: BotContext, intent: Intent) -> list[str]:
 def _card(ctx: BotContext, customer: Customer) -> list[str]:
     assert customer.id is not None
     card = customer_card(session=ctx.session, customer=customer, today=ctx.today)
-    held = ledger.holdings(ctx.session, ctx.shop_id, customer.id)
+    held = holdings_of.holdings(ctx.session, ctx.shop_id, customer.id)
     return [
         ctx.render(
             "card",
@@ -571,7 +573,7 @@ def _act(ctx: BotContext, customer: Customer, match: Match | None, intent: Inten
             ctx, "complaint", customer=customer, data={"text": fields.get("text", "")}
         )
         assert customer.id is not None
-        open_count = len(ledger.open_complaints(ctx.session, ctx.shop_id, customer.id))
+        open_count = len(holdings_of.open_complaints(ctx.session, ctx.shop_id, customer.id))
         return [
             ctx.render(
                 "complaint_recorded",
@@ -583,7 +585,7 @@ def _act(ctx: BotContext, customer: Customer, match: Match | None, intent: Inten
         ]
     if kind == "complaint_resolved":
         assert customer.id is not None
-        still_open = ledger.open_complaints(ctx.session, ctx.shop_id, customer.id)
+        still_open = holdings_of.open_complaints(ctx.session, ctx.shop_id, customer.id)
         if not still_open:
             return [ctx.render("no_open_complaint", who=who)]
         ledger.record_event(
@@ -660,7 +662,7 @@ def _restore_reminders(ctx: BotContext, customer: Customer, who: str) -> list[st
         return [ctx.render("restore_nothing", who=who, customer=customer, paused=paused)]
     params = {"shop": ctx.shop_id, "cid": customer.id}
     earlier: dict[str, Any] = {}
-    for _, data in ledger.live_rows(ctx.session, ctx.shop_id, _CLASS_CHANGES, params):
+    for _, data in live_rows(ctx.session, ctx.shop_id, _CLASS_CHANGES, params):
         if data.get("value_class") == SET_ASIDE_CLASS:
             earlier = dict(data.get("before") or {})
             break

@@ -19,6 +19,8 @@ from datetime import date, timedelta
 
 import cn2an
 
+from app.clock import month_end
+
 _CN_DIGITS = "零一二两俩三四五六七八九十"
 _NUM = rf"(?:\d{{1,3}}|[{_CN_DIGITS}]{{1,3}})"
 
@@ -150,10 +152,6 @@ def read_day(match: re.Match[str], today: date, *, ahead: bool) -> DayWord | Non
         year, month = _shift_month(today.year, today.month, -1)
         on_day = _safe_date(year, month, day)
     return DayWord(on_day, future=False) if on_day else None
-
-
-def month_end(day: date) -> date:
-    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
 
 
 _DURATION = re.compile(rf"(?P<n>{_NUM}|半)个?(?P<unit>天|日|周|星期|礼拜|月)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import bindparam
+from sqlalchemy import Select, bindparam
 from sqlmodel import Session, col, select
 
 from app.clock import Clock
@@ -100,3 +100,16 @@ def log_event(
             for affected_id in sorted(affected):
                 request_refresh(session=session, shop=shop, customer_id=affected_id, clock=clock)
     return event
+
+
+def live_rows(
+    session: Session, shop_id: int, statement: Select[Any], params: dict[str, Any]
+) -> list[Any]:
+    """The rows of a prebuilt Core `statement` over events (its first column the event id)
+    whose events were not undone, in the statement's order."""
+    session.flush()  # events added through the session count (a plain read does not autoflush)
+    rows: list[Any] = list(session.execute(statement, params))
+    if not rows:
+        return rows
+    undone = undone_among(session, shop_id, [row[0] for row in rows])
+    return [row for row in rows if row[0] not in undone]

@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from app.clock import Clock
 from app.customers.models import Customer, CustomerSummary
 from app.customers.service import due_customers
+from app.events.holdings import script_facts
 from app.events.models import Event
 from app.events.service import undone_event_ids
 from app.outreach.models import FollowUp
@@ -365,7 +366,6 @@ def history_for(
     *, session: Session, shop: Shop, customer: Customer, summary: CustomerSummary, today: date
 ) -> CustomerHistory:
     """What a script may say about one customer, from its own records (tap page, one item)."""
-    from app.bot.ledger import script_facts
 
     assert shop.id is not None and customer.id is not None
     h = _histories(session, shop, today, customer_ids=[customer.id]).get(customer.id, _History())

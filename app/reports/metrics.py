@@ -18,8 +18,7 @@ from sqlalchemy import Select, bindparam, case, func
 from sqlalchemy import select as core_select
 from sqlmodel import Session, select
 
-from app.bot.when import month_end
-from app.clock import Clock, from_utc
+from app.clock import Clock, from_utc, month_end
 from app.customers.models import Customer, CustomerSummary
 from app.customers.risk import risk_config
 from app.customers.service import DueCustomer, due_customers

@@ -25,10 +25,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Row, bindparam, case, distinct, func, select
 from sqlmodel import Session
 
-from app.bot.ledger import live_rows
-from app.bot.when import month_end
+from app.clock import month_end
 from app.customers.models import CustomerSummary
 from app.events.models import Event
+from app.events.service import live_rows
 from app.orders.models import Order
 from app.reports.losses import LossHistory, loss_history, month_churn
 from app.shops.models import Shop

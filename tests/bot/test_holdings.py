@@ -1,29 +1,31 @@
-"""ledger.holdings (the card's one read) agrees with balance() and open_complaints()."""
+"""holdings_of.holdings (the card's one read) agrees with balance() and open_complaints()."""
 
 from __future__ import annotations
 
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from app.bot import ledger
 from app.customers.models import Customer
 from app.db import read_session
+from app.events import holdings as holdings_of
 from app.shops.models import Shop
 from tests.conftest import ChatDriver
 
 
-def _both(engine: Engine, shop: Shop, name: str) -> tuple[ledger.Holdings, ledger.Holdings]:
+def _both(
+    engine: Engine, shop: Shop, name: str
+) -> tuple[holdings_of.Holdings, holdings_of.Holdings]:
     assert shop.id is not None
     with read_session(engine) as session:
         customer = session.exec(
             select(Customer).where(Customer.shop_id == shop.id, Customer.name == name)
         ).one()
         assert customer.id is not None
-        one_read = ledger.holdings(session, shop.id, customer.id)
-        separate = ledger.Holdings(
-            ledger.balance(session, shop.id, customer.id, "tickets"),
-            ledger.balance(session, shop.id, customer.id, "deposit"),
-            ledger.open_complaints(session, shop.id, customer.id),
+        one_read = holdings_of.holdings(session, shop.id, customer.id)
+        separate = holdings_of.Holdings(
+            holdings_of.balance(session, shop.id, customer.id, "tickets"),
+            holdings_of.balance(session, shop.id, customer.id, "deposit"),
+            holdings_of.open_complaints(session, shop.id, customer.id),
         )
     return one_read, separate
 
