@@ -27,9 +27,9 @@ from app.dataio.imports import ImportPlan, analyse_import, write_import
 from app.dataio.read import MAX_FILE_BYTES, Source
 from app.dataio.report import preview_context, render_done, render_preview
 from app.db import read_session, write_session
+from app.deps import ClockDep, EngineDep, SettingsDep
 from app.shops.models import Shop
 from app.web.access import Owner, OwnerDep, OwnerRefused
-from app.web.deps import ClockDep, EngineDep, SettingsDep
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 TOKEN_TTL_SECONDS = 30 * 60

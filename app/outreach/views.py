@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from app.customers.models import Customer, CustomerSummary
 from app.db import read_session, write_session
+from app.deps import ClockDep, EngineDep, SettingsDep
 from app.digest.build import choices_for
 from app.outreach.links import LinkError, link_secret, read_item, read_list
 from app.outreach.models import FollowUp, LinkUse
@@ -36,7 +37,6 @@ from app.outreach.service import history_for
 from app.outreach.tiers import Step
 from app.risk.assess import STAGE_LABELS, stage_on
 from app.shops.models import Shop, Staff
-from app.web.deps import ClockDep, EngineDep, SettingsDep
 from app.web.views import link_page, link_refused
 
 router = APIRouter(include_in_schema=False)

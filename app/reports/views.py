@@ -16,12 +16,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from app.db import read_session
+from app.deps import ClockDep, EngineDep, SettingsDep
 from app.outreach.links import LinkError, link_secret, read_report
 from app.reports.charts import DASHBOARD_CHARTS, ChartError, chart_png
 from app.reports.metrics import build_report
 from app.reports.wording import report_labels
 from app.shops.models import Shop
-from app.web.deps import ClockDep, EngineDep, SettingsDep
 from app.web.views import link_page, link_refused
 
 log = logging.getLogger(__name__)

@@ -26,9 +26,9 @@ from fastapi import Depends, Request
 
 from app.channels.local import shop_and_owner
 from app.config import Settings
+from app.deps import ClockDep, EngineDep, SettingsDep
 from app.shops.service import ShopError
 from app.shops.websessions import COOKIE_NAME, SignedIn, signed_in
-from app.web.deps import ClockDep, EngineDep, SettingsDep
 
 PROXY_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -20,6 +20,7 @@ from app.channels.local import deliver_as
 from app.clock import Clock
 from app.config import Settings
 from app.db import read_session, write_session
+from app.deps import ClockDep, EngineDep, SettingsDep
 from app.outreach.links import LinkError, SigninLink, link_secret, read_signin
 from app.reports.charts import ChartError
 from app.shops.models import Shop, Staff
@@ -33,7 +34,6 @@ from app.web.access import (
     check_origin,
     request_is_local,
 )
-from app.web.deps import ClockDep, EngineDep, SettingsDep
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 SUGGESTIONS = ["今天该跟进谁", "王姐 2桶", "王姐", "帮助"]

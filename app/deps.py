@@ -1,4 +1,4 @@
-"""What every web route takes from the app: its engine, settings and clock."""
+"""What every route takes from the app (engine, settings, clock), in one place for all views."""
 
 from __future__ import annotations
 
