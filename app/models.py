@@ -1,13 +1,7 @@
 """Import every table so SQLModel.metadata (and Alembic) sees the whole schema."""
 
-from app.channels.models import (
-    AccessToken,
-    InboxMessage,
-    OutboxMessage,
-    PendingQuestion,
-    SmsMessage,
-    SmsOptOut,
-)
+from app.bot.models import PendingQuestion
+from app.channels.models import AccessToken, InboxMessage, OutboxMessage, SmsMessage, SmsOptOut
 from app.customers.models import Customer, CustomerSummary, ShopMatchTag
 from app.digest.models import DigestDelivery, DigestRun
 from app.events.models import Event

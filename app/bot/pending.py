@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, select
 
 from app.bot.context import BotContext
-from app.channels.models import PendingQuestion
+from app.bot.models import PendingQuestion
 
 # (ctx, the question's payload, the number chosen) -> replies: answers to question kinds
 # asked outside commands.py (e.g. "sms_confirm"), looked up by commands.choice.

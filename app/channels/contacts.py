@@ -33,9 +33,9 @@ from sqlmodel import Session, col, select
 
 from app.bot import pending
 from app.bot.context import BotContext
+from app.bot.models import PendingQuestion
 from app.channels.binding import channel_message, find_sender
 from app.channels.callback import act_once
-from app.channels.models import PendingQuestion
 from app.channels.push import PushError
 from app.clock import Clock
 from app.customers.models import Customer

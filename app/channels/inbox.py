@@ -29,9 +29,10 @@ from sqlmodel import Session, col
 
 from app.bot.context import BotContext
 from app.bot.core import answer_without_writes, handle
+from app.bot.models import PendingQuestion
 from app.channels.binding import find_sender_in
 from app.channels.callback import claim_row
-from app.channels.models import InboxMessage, PendingQuestion
+from app.channels.models import InboxMessage
 from app.clock import Clock
 from app.db import insert_for, with_option, write_connection, write_session
 from app.shops.models import Shop, Staff

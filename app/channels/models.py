@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -26,19 +25,6 @@ class InboxMessage(SQLModel, table=True):
     # The replies given, so a redelivery answers exactly as the first delivery did.
     replies: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     error: str | None = Field(default=None, max_length=500)
-
-
-class PendingQuestion(SQLModel, table=True):
-    """A question the bot asked a sender and is waiting on (create this customer? which one?)."""
-
-    __tablename__ = "pending_question"
-
-    shop_id: int = Field(foreign_key="shop.id", primary_key=True)
-    sender: str = Field(max_length=128, primary_key=True)
-    kind: str = Field(max_length=32)
-    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    asked_at: datetime
-    expires_at: datetime
 
 
 class OutboxMessage(SQLModel, table=True):

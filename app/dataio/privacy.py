@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from app.channels.models import InboxMessage, OutboxMessage, PendingQuestion, SmsMessage
+from app.bot.models import PendingQuestion
+from app.channels.models import InboxMessage, OutboxMessage, SmsMessage
 from app.clock import Clock
 from app.customers.models import Customer
 from app.customers.service import CustomerError, mask_phone

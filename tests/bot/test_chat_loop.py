@@ -7,7 +7,8 @@ from datetime import timedelta
 from sqlalchemy import Engine, func
 from sqlmodel import select
 
-from app.channels.models import InboxMessage, PendingQuestion
+from app.bot.models import PendingQuestion
+from app.channels.models import InboxMessage
 from app.customers.models import Customer, CustomerSummary
 from app.db import read_session
 from app.events.models import Event

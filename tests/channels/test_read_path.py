@@ -11,9 +11,10 @@ from sqlmodel import select
 
 from app.bot import pending
 from app.bot.context import BotContext
+from app.bot.models import PendingQuestion
 from app.channels import inbox
 from app.channels.inbox import Delivery, DeliveryResult, answer, recorder_for
-from app.channels.models import InboxMessage, PendingQuestion
+from app.channels.models import InboxMessage
 from app.clock import FixedClock
 from app.config import Settings
 from app.db import read_session, write_session

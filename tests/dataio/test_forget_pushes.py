@@ -7,7 +7,8 @@ from datetime import timedelta
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from app.channels.models import OutboxMessage, PendingQuestion, SmsMessage
+from app.bot.models import PendingQuestion
+from app.channels.models import OutboxMessage, SmsMessage
 from app.channels.outbox import OutboxPusher
 from app.clock import FixedClock, local_today
 from app.config import Settings
