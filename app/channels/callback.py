@@ -285,19 +285,19 @@ async def within_budget(
         elif not answered and done.result():
             _safely(late, done.result())
 
-    try:
-        replies = await asyncio.wait_for(
-            asyncio.shield(asyncio.wrap_future(current.future)), budget_seconds
-        )
-    except TimeoutError:
+    # asyncio.wait neither cancels the work nor raises: only a work still running means the
+    # budget ran out; a TimeoutError the work raised itself is the work's failure, not ours.
+    waiter = asyncio.wrap_future(current.future)
+    done, _running = await asyncio.wait({waiter}, timeout=budget_seconds)
+    if not done:
         if first:
             current.future.add_done_callback(_finish)
         return None
     with _IN_FLIGHT_LOCK:
         current.answered = True
         if first and _IN_FLIGHT.get(key) is current:
-            _IN_FLIGHT.pop(key, None)
-    return replies
+            _IN_FLIGHT.pop(key, None)  # ended, even by failing: a redelivery runs it afresh
+    return waiter.result()
 
 
 def in_flight(key: str) -> bool:

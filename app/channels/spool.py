@@ -71,8 +71,9 @@ class Spool:
             self._conn = conn
         return self._conn
 
-    def keep(self, inbound: Inbound) -> None:
-        """Store the message (once per key) durably before the callback answers."""
+    def keep(self, inbound: Inbound, *, reason: str) -> None:
+        """Store the message (once per key) durably before the callback answers; `reason`
+        (the database, or the reply budget) is for the log."""
         with self._lock:
             self._connection().execute(
                 "INSERT OR IGNORE INTO spooled (channel, message_key, sender_id, text, spooled_at)"
@@ -85,9 +86,7 @@ class Spool:
                     time.time(),
                 ),
             )
-        log.warning(
-            "database unavailable: %s message %s spooled", inbound.channel, inbound.message_key
-        )
+        log.warning("%s: %s message %s spooled", reason, inbound.channel, inbound.message_key)
 
     def discard(self, channel: str, message_key: str) -> None:
         with self._lock:
@@ -219,34 +218,49 @@ async def answer_in_time(
 ) -> list[str]:
     """The replies to give passively; [] when they come later or the message was spooled.
 
-    The work runs in the channel pool within the reply budget. A database error spools the
-    message; so does running out of budget (the work goes on and, if it succeeds, sends
-    its replies through `late` and takes the message out of the spool again).
+    The work runs in the channel pool within the reply budget. A database error
+    (DATABASE_UNAVAILABLE, raised by the work) spools the message; so does running out of
+    budget, which is ours and no database error (the work goes on and, if it succeeds,
+    sends its replies through `late` and takes the message out of the spool again).
     """
     settings = state.settings
     spool = spool_of(state)
-    spooled = threading.Event()
+    # The work ending and the budget running out race: whichever comes second settles the
+    # spool, under this lock, so a message that was answered is never left in it (the
+    # drainer would replay it).
+    settle = threading.Lock()
+    ended = False
+    spooled = False
 
     def guarded() -> list[str]:
+        nonlocal ended
         try:
             replies = work()
         except DATABASE_UNAVAILABLE:
-            spool.keep(inbound)
+            with settle:
+                ended = True
+                spool.keep(inbound, reason="database unavailable")
             return []
-        if spooled.is_set():
-            spool.discard(inbound.channel, inbound.message_key)
+        with settle:
+            ended = True
+            if spooled:
+                spool.discard(inbound.channel, inbound.message_key)
         return replies
 
+    budget = settings.wechat_reply_budget_seconds
     replies = await within_budget(
-        flight_key(inbound),
-        guarded,
-        settings.wechat_reply_budget_seconds,
-        late,
-        threads=settings.channel_threads,
+        flight_key(inbound), guarded, budget, late, threads=settings.channel_threads
     )
     if replies is None:
-        spooled.set()
-        await asyncio.to_thread(spool.keep, inbound)
+
+        def keep_unless_ended() -> None:
+            nonlocal spooled
+            with settle:
+                if not ended:
+                    spool.keep(inbound, reason=f"no reply within the {budget:g} s budget")
+                    spooled = True
+
+        await asyncio.to_thread(keep_unless_ended)
         return []
     return replies
 
