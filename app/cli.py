@@ -263,8 +263,8 @@ def score(
     seasonality: Annotated[str, typer.Option(help="季节性:auto / water / none")] = "auto",
 ) -> None:
     """给订单表里每位客户算一算:阶段、流失概率、风险金额。"""
-    from app.risk.export import run_score, summary_lines
-    from app.risk.io import OrderFileError
+    from app.dataio.orders_file import OrderFileError
+    from app.dataio.scores_file import run_score, summary_lines
 
     day = _parse_day(as_of, "--as-of")
     config = _risk_config(horizon, seasonality)
@@ -310,8 +310,8 @@ def backtest(
     ] = None,
 ) -> None:
     """用店里自己的历史回放:看提醒准不准,提醒倍数该设多少(加 --shop 可以一键改)。"""
+    from app.dataio.orders_file import OrderFileError, read_orders
     from app.risk.backtest import BacktestError, owner_choice, render_report, run_backtest
-    from app.risk.io import OrderFileError, read_orders
 
     start, end = _parse_day(from_, "--from"), _parse_day(to, "--to")
     if shop is None:

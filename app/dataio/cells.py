@@ -46,12 +46,23 @@ HEADER_ALIASES: dict[str, tuple[str, ...]] = {
         "数量", "桶数", "件数", "箱数", "订购数量", "次数", "qty", "quantity", "count",
         "buckets",
     ),
+    # Huitou's own orders.csv says 金额(元); "元" in a header names the unit.
     "amount": (
-        "金额", "金额元", "订单金额", "实付金额", "实收金额", "实付", "总金额", "合计", "总价",
-        "消费金额", "amount", "total", "amountyuan",
+        "金额", "金额元", "订单金额", "订单金额元", "实付金额", "实付金额元", "实收金额",
+        "实收金额元", "实付", "实收", "实收元", "总金额", "总金额元", "合计", "总价", "消费金额",
+        "amount", "total", "amountyuan",
     ),
     "unit": ("单位", "unit"),
 }  # fmt: skip
+# An order file scored by `huitou score` names customers by id first, then by name.
+CUSTOMER_ID_ALIASES = (
+    "customerid", "客户编号", "客户id", "客户代码", "会员编号", "会员id", "clientid",
+) + HEADER_ALIASES["name"]  # fmt: skip
+# Amount headers in 分 (cents): only the order-file reader divides them by 100; the import
+# leaves such a column unmapped rather than read cents as yuan.
+CENT_AMOUNT_ALIASES = (
+    "金额分", "订单金额分", "实付金额分", "实收金额分", "实收分", "amountcents",
+)  # fmt: skip
 
 HEADER_SEARCH_ROWS = 20  # a title line or two above the header is common
 MIN_YEAR = 1990
@@ -85,27 +96,40 @@ class ColumnMap:
         return "date" in self.positions
 
 
-def map_columns(header: Sequence[object]) -> ColumnMap:
-    """Match a header row to our fields (earlier aliases win, one field per column)."""
+def match_headers(
+    header: Sequence[object], aliases: dict[str, tuple[str, ...]]
+) -> tuple[dict[str, int], dict[str, list[int]]]:
+    """Field -> position (earlier aliases win, one field per column), and the passed-over rivals.
+
+    The one header matcher: the import and `huitou score` differ only in their alias tables.
+    """
     normalised = [normalise_header(h) for h in header]
     positions: dict[str, int] = {}
-    notes: list[str] = []
-    for field in FIELDS:
-        aliases = HEADER_ALIASES[field]
+    rivals: dict[str, list[int]] = {}
+    for field, spellings in aliases.items():
         taken = set(positions.values())
         candidates = sorted(
-            (aliases.index(name), pos)
+            (spellings.index(name), pos)
             for pos, name in enumerate(normalised)
-            if name in aliases and pos not in taken
+            if name in spellings and pos not in taken
         )
         if not candidates:
             continue
         positions[field] = candidates[0][1]
         if len(candidates) > 1:
-            others = "、".join(f"“{header[p]}”" for _, p in candidates[1:])
-            notes.append(
-                f"{FIELD_LABELS[field]}用的是“{header[candidates[0][1]]}”列,没有用 {others}。"
-            )
+            rivals[field] = [pos for _, pos in candidates[1:]]
+    return positions, rivals
+
+
+def map_columns(header: Sequence[object]) -> ColumnMap:
+    """Match a header row to our fields (earlier aliases win, one field per column)."""
+    positions, rivals = match_headers(header, HEADER_ALIASES)
+    notes = [
+        f"{FIELD_LABELS[field]}用的是“{header[positions[field]]}”列,没有用 "
+        + "、".join(f"“{header[p]}”" for p in others)
+        + "。"
+        for field, others in rivals.items()
+    ]
     used = set(positions.values())
     ignored = [
         str(h).strip()

@@ -13,10 +13,12 @@ import codecs
 import csv
 import hashlib
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from app.dataio.cells import HEADER_SEARCH_ROWS
 
 # Limits: a small shop's history is a few MB; anything far beyond is a mistake or an attack.
 MAX_FILE_BYTES = 50 << 20
@@ -119,7 +121,7 @@ def open_table(source: Source) -> Table:
             "请用 Excel 或 WPS 打开后重新保存为 .xlsx。",
             kind="not_spreadsheet",
         )
-    encoding = _detect_text_encoding(head)
+    encoding = detect_text_encoding(head)
     return Table(source=source, format="csv", encoding=encoding, sheet=None)
 
 
@@ -200,13 +202,16 @@ def _xlsx_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, list[Cell]]
         ) from exc
 
 
-def _detect_text_encoding(head: bytes) -> str:
-    """UTF-8 (with or without BOM), UTF-16 (BOM), or GBK/GB18030; refuse binary bytes."""
+def detect_text_encoding(head: bytes) -> str:
+    """UTF-8 (with or without BOM), UTF-16 (BOM), or GBK/GB18030; refuse binary bytes.
+
+    `head` is the file's first bytes; the import and `huitou score` both decide here.
+    """
     if head.startswith(codecs.BOM_UTF8):
         return "UTF-8"
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "UTF-16"
-    if b"\x00" in head or _looks_binary(head):
+    if b"\x00" in head[:SNIFF_BYTES] or _looks_binary(head[:SNIFF_BYTES]):
         raise FileRejected(
             "这个文件不是表格(看起来是图片、压缩包或其他二进制文件)。请导入 .xlsx 或 .csv 文件。",
             kind="not_spreadsheet",
@@ -233,7 +238,7 @@ def _csv_rows(path: Path, codec: str) -> Iterator[tuple[int, list[Cell]]]:
         with path.open("r", encoding=codec, newline="") as handle:
             sample = handle.read(SNIFF_BYTES)
             handle.seek(0)
-            delimiter = _sniff_delimiter(sample)
+            delimiter = sniff_delimiter(sample.splitlines())
             reader = csv.reader(handle, delimiter=delimiter)
             for line, row in enumerate(reader, start=1):
                 if line > MAX_ROWS + 50:
@@ -251,8 +256,12 @@ def _csv_rows(path: Path, codec: str) -> Iterator[tuple[int, list[Cell]]]:
         raise FileRejected(f"CSV 格式有误:{exc}。", kind="not_spreadsheet") from exc
 
 
-def _sniff_delimiter(sample: str) -> str:
-    first_lines = "\n".join(sample.splitlines()[:20])
-    counts = {d: first_lines.count(d) for d in (",", "\t", ";", ",")}
+DELIMITERS = (",", "\t", ";")
+
+
+def sniff_delimiter(lines: Sequence[str]) -> str:
+    """The delimiter used most in the first lines (where the header is); "," if none."""
+    first_lines = "\n".join(lines[:HEADER_SEARCH_ROWS])
+    counts = {d: first_lines.count(d) for d in DELIMITERS}
     best = max(counts, key=lambda d: counts[d])
     return best if counts[best] > 0 else ","

@@ -166,6 +166,14 @@ def test_chinese_and_english_headers_map_to_fields() -> None:
     assert set(english.positions) == {"name", "phone", "address", "date", "quantity", "amount"}
 
 
+def test_money_headers_with_yuan_map_to_amount_and_cents_headers_stay_unmapped() -> None:
+    assert map_columns(["客户", "日期", "实收(元)"]).positions["amount"] == 2
+    assert map_columns(["客户", "日期", "实付金额(元)"]).positions["amount"] == 2
+    # The import reads amounts as yuan; a column in 分 is left out rather than read 100x.
+    cents = map_columns(["客户", "日期", "金额(分)"])
+    assert "amount" not in cents.positions and cents.ignored == ["金额(分)"]
+
+
 def test_the_better_header_wins_and_the_choice_is_noted() -> None:
     columns = map_columns(["姓名", "客户", "日期"])
     assert columns.positions["name"] == 1  # 客户 is listed before 姓名

@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
+from app.dataio.orders_file import read_orders
 from app.demo.simulator import simulate_water_station
 from app.risk.backtest import (
     MAX_CUTOFFS,
@@ -28,7 +29,6 @@ from app.risk.backtest import (
 )
 from app.risk.config import RiskConfig
 from app.risk.history import OrderArrays
-from app.risk.io import read_orders
 from app.risk.season import epoch_day
 
 runner = CliRunner()

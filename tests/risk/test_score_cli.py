@@ -10,7 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from app.cli import cli
-from app.risk.export import OUTPUT_COLUMNS
+from app.dataio.scores_file import OUTPUT_COLUMNS
 
 runner = CliRunner()
 AS_OF = date(2025, 6, 30)

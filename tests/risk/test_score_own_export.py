@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.dataio.exports import export_shop
+from app.dataio.orders_file import read_orders
 from app.db import read_session
-from app.risk.io import read_orders
 from app.shops.models import Shop
 from tests.conftest import TEST_TODAY
 from tests.risk.test_score_cli import shop_rows, write_csv

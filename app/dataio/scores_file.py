@@ -23,9 +23,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from app.dataio.orders_file import LoadedOrders, OrderFileError, read_orders
 from app.risk.batch import NO_DAY, STAGES, ScoreArrays, score_arrays
 from app.risk.config import RiskConfig
-from app.risk.io import LoadedOrders, OrderFileError, read_orders
 from app.risk.signals import BY_CODE, codes
 
 F64 = npt.NDArray[np.float64]

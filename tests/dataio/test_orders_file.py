@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from openpyxl import Workbook
 
-from app.risk import io as risk_io
-from app.risk.io import OrderFileError, read_orders
+from app.dataio import orders_file
+from app.dataio.cells import map_columns
+from app.dataio.orders_file import OrderFileError, read_orders
 from app.risk.season import epoch_day
 
 D = epoch_day
@@ -137,7 +138,7 @@ def test_rows_after_as_of_are_kept_and_counted(tmp_path: Path) -> None:
 def test_numeric_ids_take_the_integer_path_and_round_trip(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(risk_io, "PARALLEL_ROWS", 3)
+    monkeypatch.setattr(orders_file, "PARALLEL_ROWS", 3)
     rows = "".join(
         f"{13800000000 + (i % 50) * 7},2025-03-{1 + i % 28:02d}\n" for i in range(200_000)
     )
@@ -153,9 +154,9 @@ def test_parallel_and_serial_encoding_agree(monkeypatch: pytest.MonkeyPatch) -> 
     import pyarrow as pa
 
     column = pa.chunked_array([pa.array(["b", "a", "b"]), pa.array(["c", "a", "d", "b", "e"])])
-    serial = risk_io._dictionary_encode(column, parallel=False)
-    monkeypatch.setattr(risk_io, "PARALLEL_ROWS", 2)
-    parallel = risk_io._dictionary_encode(column)
+    serial = orders_file._dictionary_encode(column, parallel=False)
+    monkeypatch.setattr(orders_file, "PARALLEL_ROWS", 2)
+    parallel = orders_file._dictionary_encode(column)
     assert serial[0].tolist() == parallel[0].tolist() == [0, 1, 0, 2, 1, 3, 0, 4]
     assert serial[1].to_pylist() == parallel[1].to_pylist() == ["b", "a", "c", "d", "e"]
 
@@ -184,6 +185,31 @@ def test_xlsx_with_datetime_cells_serials_and_text(tmp_path: Path) -> None:
     ]  # fmt: skip
     assert loaded.orders.quantity.tolist() == [2, 2, 1, 3, 1]
     assert loaded.orders.amount.tolist() == [36, 36, 18, 54, 18]
+
+
+def test_score_reads_the_header_spellings_the_import_knows(tmp_path: Path) -> None:
+    header = ["顾客", "消费日期", "箱数", "消费金额"]
+    f = write(tmp_path / "o.csv", ",".join(header) + "\nA,2025-03-01,2,36\n")
+    loaded = read_orders(f)
+    assert loaded.columns == {
+        "customer_id": "顾客", "date": "消费日期", "quantity": "箱数", "amount": "消费金额",
+    }  # fmt: skip
+    imported = map_columns(header)
+    assert [imported.headers[f] for f in ("name", "date", "quantity", "amount")] == header
+    assert loaded.orders.quantity.tolist() == [2] and loaded.orders.amount.tolist() == [36]
+
+
+def test_semicolon_and_tab_files_are_split_like_the_import_splits_them(tmp_path: Path) -> None:
+    for delimiter in (";", "\t"):
+        lines = [delimiter.join(["客户", "日期", "桶数"]), delimiter.join(["A", "2025-03-01", "3"])]
+        loaded = read_orders(write(tmp_path / "o.csv", "\n".join(lines) + "\n"))
+        assert loaded.orders.quantity.tolist() == [3]
+
+
+def test_utf16_csv_with_bom(tmp_path: Path) -> None:
+    f = write(tmp_path / "o.csv", "\ufeff客户,日期\n王姐,2025-03-01\n", encoding="utf-16-le")
+    loaded = read_orders(f)
+    assert loaded.encoding == "utf-16" and loaded.customer_id(0) == "王姐"
 
 
 # --- refused files ----------------------------------------------------------------------------
@@ -302,3 +328,10 @@ def test_xlsx_missing_columns(tmp_path: Path) -> None:
 
 def test_corrupt_xlsx(tmp_path: Path) -> None:
     refused(write(tmp_path / "o.xlsx", "not a zip"), "unreadable")
+
+
+def test_binary_file_named_csv_is_refused_as_not_a_table(tmp_path: Path) -> None:
+    f = tmp_path / "o.csv"
+    f.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    error = refused(f, "not_spreadsheet")
+    assert "不是表格" in str(error)

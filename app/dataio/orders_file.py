@@ -1,9 +1,11 @@
 """Read a shop's order export (.csv or .xlsx) into the engine's arrays, or refuse it clearly.
 
-Columns: customer_id, date, and optional quantity, amount; Chinese headers are accepted
-(客户/客户编号, 日期/下单日期, 数量/桶数, 金额 or 金额(元) as Huitou's own export writes it;
-a header in 分 such as 金额(分) is converted to yuan). CSV may be UTF-8 (with or without BOM)
-or GBK. Dates may be 2025-03-01, 2025/3/1, 2025年3月1日, 20250301, or Excel serials/date cells.
+This is the file side of `huitou score` and `huitou backtest`; the engine (app/risk) only
+sees the `OrderArrays` built here. Columns: customer_id, date, and optional quantity, amount,
+spelt as the import spells them (`cells.HEADER_ALIASES`, plus customer ids and headers in 分
+such as 金额(分), converted to yuan). Text encoding and delimiter are decided by `read.py`,
+as for the import. Dates may be 2025-03-01, 2025/3/1, 2025年3月1日, 20250301, or Excel
+serials/date cells.
 
 Policy: a file with any unreadable date, missing customer, or bad quantity/amount is refused
 as a whole with an `OrderFileError` naming the file, column, rows and sample values;
@@ -30,6 +32,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from app.dataio.cells import (
+    CENT_AMOUNT_ALIASES,
+    CUSTOMER_ID_ALIASES,
+    HEADER_ALIASES,
+    HEADER_SEARCH_ROWS,
+    match_headers,
+    normalise_header,
+)
+from app.dataio.read import FileRejected, detect_text_encoding, sniff_delimiter
 from app.risk.history import OrderArrays
 from app.risk.season import epoch_day, from_epoch_day
 
@@ -43,31 +54,18 @@ Progress = Callable[[int, int], None]
 REQUIRED = ("customer_id", "date")
 OPTIONAL = ("quantity", "amount")
 COLUMN_LABELS = {"customer_id": "客户", "date": "日期", "quantity": "数量", "amount": "金额"}
-# Header spellings per column, normalised (lower case, no spaces/underscores/brackets);
-# earlier spellings win when a file has several (客户编号 beats 客户名称).
+# Header spellings per column, as the import knows them (earlier spellings win when a file
+# has several: 客户编号 beats 客户名称).
 ALIASES: dict[str, tuple[str, ...]] = {
-    "customer_id": (
-        "customerid", "客户编号", "客户id", "客户代码", "会员编号", "会员id", "客户",
-        "customer", "客户名称", "客户名", "客户姓名", "会员", "clientid", "client",
-    ),
-    "date": (
-        "date", "日期", "下单日期", "订单日期", "orderdate", "送货日期", "配送日期",
-        "下单时间", "订单时间", "时间",
-    ),
-    "quantity": ("quantity", "qty", "数量", "桶数", "件数", "订购数量"),
-    # Huitou's own orders.csv says 金额(元); "元"/"分" in a header names the unit.
-    "amount": (
-        "amount", "金额", "金额元", "订单金额", "订单金额元", "实付金额", "实付金额元", "实付",
-        "实收金额", "实收金额元", "实收", "实收元", "总金额", "总金额元", "合计", "总价",
-        "amountyuan", "金额分", "订单金额分", "实付金额分", "实收金额分", "实收分",
-        "amountcents",
-    ),
-}  # fmt: skip
+    "customer_id": CUSTOMER_ID_ALIASES,
+    "date": HEADER_ALIASES["date"],
+    "quantity": HEADER_ALIASES["quantity"],
+    "amount": HEADER_ALIASES["amount"] + CENT_AMOUNT_ALIASES,
+}
 # Amount headers in cents (分): the engine works in yuan, so these are divided by 100.
-CENT_HEADERS = frozenset(name for name in ALIASES["amount"] if name.endswith(("分", "cents")))
+CENT_HEADERS = frozenset(CENT_AMOUNT_ALIASES)
 
 MAX_SAMPLES = 5
-HEADER_SEARCH_ROWS = 20  # a title line or two above the header is common in exports
 SNIFF_BYTES = 1 << 20
 BLOCK_SIZE = 16 << 20
 EXCEL_EPOCH_SERIAL = 25569  # Excel's serial number of 1970-01-01 (1900 date system)
@@ -200,31 +198,17 @@ class _Raw:
         return [int(x) + self.first_line for x in rows]
 
 
-def _normalise_header(name: object) -> str:
-    return re.sub(r"[\s_\-()()\[\]【】:]", "", str(name if name is not None else "")).lower()
-
-
 def _match_columns(header: Sequence[object]) -> tuple[dict[str, int], list[str]]:
     """Canonical column -> position in the header; notes about ambiguous choices."""
-    normalised = [_normalise_header(h) for h in header]
-    found: dict[str, int] = {}
-    notes: list[str] = []
-    for canonical, aliases in ALIASES.items():
-        candidates = [
-            (aliases.index(name), pos) for pos, name in enumerate(normalised) if name in aliases
-        ]
-        taken = set(found.values())
-        candidates = [c for c in candidates if c[1] not in taken]
-        if not candidates:
-            continue
-        candidates.sort()
-        found[canonical] = candidates[0][1]
-        if len(candidates) > 1:
-            others = "、".join(str(header[p]) for _, p in candidates[1:])
-            notes.append(
-                f"{COLUMN_LABELS[canonical]}用了“{header[candidates[0][1]]}”列,没用 {others} / "
-                f"used column {header[candidates[0][1]]!r} for {canonical}, not {others}"
-            )
+    found, rivals = match_headers(header, ALIASES)
+    notes = []
+    for canonical, others in rivals.items():
+        chosen = header[found[canonical]]
+        rest = "、".join(str(header[p]) for p in others)
+        notes.append(
+            f"{COLUMN_LABELS[canonical]}用了“{chosen}”列,没用 {rest} / "
+            f"used column {chosen!r} for {canonical}, not {rest}"
+        )
     return found, notes
 
 
@@ -604,7 +588,7 @@ def _assemble(raw: _Raw, as_of: date | None) -> LoadedOrders:
     raw.quantity = None
     amount = _column_numbers(raw, "amount", 0.0, n)
     raw.amount = None
-    if _normalise_header(raw.columns.get("amount")) in CENT_HEADERS:
+    if normalise_header(raw.columns.get("amount")) in CENT_HEADERS:
         amount = amount / 100
         raw.problems.append(
             f"“{raw.columns['amount']}”按分计,已换算成元 / "
@@ -657,26 +641,25 @@ def _assemble(raw: _Raw, as_of: date | None) -> LoadedOrders:
 
 
 def _detect_encoding(path: Path, head: bytes) -> tuple[str, str]:
-    """(codec for pyarrow, label for people)."""
-    if head.startswith(codecs.BOM_UTF8):
-        return "utf-8", "utf-8-sig"
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16", "utf-16"
+    """(codec for pyarrow, label for people), as `read.detect_text_encoding` decides."""
     try:
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
-        return "utf-8", "utf-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        codecs.getincrementaldecoder("gb18030")().decode(head, final=False)
-        return "gb18030", "gbk"
-    except UnicodeDecodeError as exc:
+        found = detect_text_encoding(head)
+    except FileRejected as exc:
+        if exc.kind != "encoding":
+            raise OrderFileError(
+                path, exc.kind, exc.reason, "not a text table (binary content); use .csv or .xlsx."
+            ) from exc
         raise OrderFileError(
             path,
             "encoding",
             "文件编码无法识别(不是 UTF-8 也不是 GBK),请在 Excel 里另存为“CSV UTF-8”。",
             "unknown text encoding (neither UTF-8 nor GBK); save as 'CSV UTF-8' in Excel.",
         ) from exc
+    if found == "UTF-16":
+        return "utf-16", "utf-16"
+    if found == "GBK":
+        return "gb18030", "gbk"
+    return "utf-8", "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
 
 
 class _CountingFile:
@@ -720,7 +703,7 @@ def _read_csv(path: Path, progress: Progress | None) -> _Raw:
         lines = lines[:-1]  # possibly cut mid-line
     if not any(line.strip().strip(",;\t") for line in lines):
         raise OrderFileError(path, "empty", "文件里没有内容。", "the file has no content.")
-    delimiter = _sniff_delimiter(lines[:HEADER_SEARCH_ROWS])
+    delimiter = sniff_delimiter(lines)
     parsed = list(csv.reader(lines[:HEADER_SEARCH_ROWS], delimiter=delimiter))
     header_index, header = _find_header(path, parsed, "")
     found, notes = _match_columns(header)
@@ -799,13 +782,6 @@ def _read_csv(path: Path, progress: Progress | None) -> _Raw:
         where="",
         problems=notes,
     )
-
-
-def _sniff_delimiter(lines: list[str]) -> str:
-    sample = "\n".join(lines)
-    counts = {d: sample.count(d) for d in (",", "\t", ";")}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] > 0 else ","
 
 
 # --- xlsx -------------------------------------------------------------------------------------
