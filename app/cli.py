@@ -14,14 +14,14 @@ import typer
 if TYPE_CHECKING:
     from app.risk.config import RiskConfig
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from app.channels.cli import register as register_wecom
 from app.clock import Clock, clock_for
 from app.config import Settings, get_settings
 from app.dataio.cli import register as register_dataio
 from app.db import make_engine, read_session, upgrade, write_session
-from app.shops.models import INDUSTRIES
+from app.shops.models import INDUSTRIES, Shop
 from app.shops.service import ShopError, create_shop, get_shop, issue_binding_code, list_shops
 
 cli = typer.Typer(
@@ -36,6 +36,14 @@ cli.add_typer(db_cli, name="db")
 def _runtime() -> tuple[Settings, Clock]:
     settings = get_settings()
     return settings, clock_for(settings.today, settings.timezone)
+
+
+def _find_shop(session: Session, ref: str) -> Shop:
+    """The shop a command names, or a Chinese error that says how to list them."""
+    try:
+        return get_shop(session=session, ref=ref)
+    except ShopError as exc:
+        raise _fail(f"{exc}。用 huitou shop list 看有哪些店铺。") from exc
 
 
 def _fail(message: str) -> typer.Exit:
@@ -341,10 +349,7 @@ def backtest(
     engine = make_engine(settings.effective_database_url)
     upgrade(engine)
     with read_session(engine) as session:
-        try:
-            found = get_shop(session=session, ref=shop)
-        except ShopError as exc:
-            raise _fail(f"{exc}。用 huitou shop list 看有哪些店铺。") from exc
+        found = _find_shop(session, shop)
         assert found.id is not None
         config = risk_config(found)
         ids = session.exec(select(Customer.id).where(Customer.shop_id == found.id))
@@ -416,10 +421,7 @@ def digest(
     engine = make_engine(settings.effective_database_url)
     upgrade(engine)
     with read_session(engine) as session:
-        try:
-            found = get_shop(session=session, ref=shop)
-        except ShopError as exc:
-            raise _fail(f"{exc}。用 huitou shop list 看有哪些店铺。") from exc
+        found = _find_shop(session, shop)
         local_today = clock.now().astimezone(ZoneInfo(found.timezone)).date()
         when = _parse_day(day, "--date") or local_today
         if dry_run:

@@ -14,17 +14,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from app.channels.outbox import OutboxPusher
-from app.clock import FixedClock, local_today
+from app.clock import FixedClock
 from app.config import Settings
 from app.customers.models import Customer, CustomerSummary
 from app.db import read_session, write_session
-from app.digest.models import DigestDelivery, DigestRun
-from app.digest.service import run_digest
+from app.digest.models import DigestDelivery
 from app.main import create_app
 from app.outreach.models import FollowUp
 from app.shops.models import Shop
 from tests.conftest import ChatDriver
+from tests.digest.test_line_words import send_digest
 from tests.factories import LOCAL, add_orders, make_customer, make_shop
 
 TODAY = date(2026, 6, 17)
@@ -58,29 +57,6 @@ def client(engine: Engine, settings: Settings, clock: FixedClock) -> Iterator[Te
         create_app(settings=settings, engine=engine, clock=clock), base_url=LOCAL
     ) as client:
         yield client
-
-
-def send_digest(engine: Engine, shop: Shop, settings: Settings, clock: FixedClock) -> str:
-    """Run the morning digest for the clock's day; the owner's text."""
-    assert shop.id is not None
-    day = local_today(clock, shop.timezone)
-    result = run_digest(
-        engine=engine,
-        shop_id=shop.id,
-        day=day,
-        settings=settings,
-        clock=clock,
-        pushers=[OutboxPusher(engine=engine, clock=clock)],
-    )
-    assert result.status == "sent", result
-    with read_session(engine) as session:
-        text = session.exec(
-            select(DigestDelivery.text)
-            .join(DigestRun, col(DigestRun.id) == col(DigestDelivery.run_id))
-            .where(DigestRun.run_date == day)
-        ).first()
-    assert text is not None
-    return text
 
 
 def number_of(digest: str, name: str) -> int:
