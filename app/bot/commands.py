@@ -41,6 +41,7 @@ from app.bot.parse import (
     parse,
 )
 from app.bot.registry import registry
+from app.bot.vocab import vocabulary_for
 from app.clock import Clock, local_today
 from app.customers.matching import Match, is_clear, match_customers
 from app.customers.models import OWNER_CLASS_TAG, Customer
@@ -819,7 +820,6 @@ def half_quantity(ctx: BotContext, intent: Intent) -> list[str]:
 
 @pending.answers("half_quantity")
 def _whole_quantity_chosen(ctx: BotContext, payload: dict[str, Any], number: int) -> list[str]:
-    from app.bot.core import vocabulary_for  # (core imports this module)
 
     options = list(payload["options"])
     if not 1 <= number <= len(options):

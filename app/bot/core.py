@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import app.bot.commands  # (registers the commands)
 import app.bot.outreach_commands  # (replies to the digest)
 import app.bot.report_commands  # (统计图, 报表, 本周名单)
@@ -11,29 +9,17 @@ import app.bot.sms_commands  # (发短信)
 import app.bot.web_commands  # noqa: F401  (登录网页版, 退出网页版)
 from app.bot import pending
 from app.bot.context import BotContext
-from app.bot.parse import DEFAULT_UNITS, INDUSTRY_UNITS, Vocabulary, parse
+from app.bot.parse import parse
 from app.bot.registry import registry
+
+# The registry is complete once the command modules above are imported: importers of
+# `vocabulary` from here get the full word tables.
+from app.bot.vocab import vocabulary as vocabulary
+from app.bot.vocab import vocabulary_for
 from app.customers.risk import refreshes_deferred
 
 # Intents that answer a question rather than start something new.
 _ANSWERS = frozenset({"choice", "cancel"})
-
-
-@lru_cache(maxsize=64)
-def vocabulary(industry: str, unit: str) -> Vocabulary:
-    """The word tables for a shop of this industry whose main unit is `unit` (cached)."""
-    units = tuple(dict.fromkeys((unit, *INDUSTRY_UNITS.get(industry, ()), *DEFAULT_UNITS)))
-    return Vocabulary(
-        phrases=registry.phrases(),
-        prefixes=registry.prefixes(),
-        verbs=registry.verbs(),
-        units=units,
-        industry=industry,
-    )
-
-
-def vocabulary_for(ctx: BotContext) -> Vocabulary:
-    return vocabulary(ctx.shop.industry, str(ctx.shop.settings.get("unit", "桶")))
 
 
 def handle(ctx: BotContext, message: str) -> list[str]:
