@@ -32,7 +32,7 @@ from statistics import median
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import Row, String, bindparam, cast, select
 from sqlmodel import Session
 
 from app.clock import from_utc
@@ -47,6 +47,14 @@ _O = Order.__table__.c  # type: ignore[attr-defined]
 _S = CustomerSummary.__table__.c  # type: ignore[attr-defined]
 _ORDER_DAYS = (
     select(_O.customer_id, _O.order_date)
+    .where(_O.shop_id == bindparam("shop"))
+    .order_by(_O.customer_id, _O.order_date)
+)
+# SQLite keeps a date as ISO text and SQLAlchemy's Date type parses each one in Python, which
+# cost more than the rest of the walk over a shop's every order: there the text is read and
+# parsed by date.fromisoformat. (PostgreSQL's driver returns dates already.)
+_ORDER_DAYS_TEXT = (
+    select(_O.customer_id, cast(_O.order_date, String))
     .where(_O.shop_id == bindparam("shop"))
     .order_by(_O.customer_id, _O.order_date)
 )
@@ -115,8 +123,12 @@ def loss_history(
     until = today
     conn = session.connection()
     orders: dict[int, list[date]] = defaultdict(list)
-    for cid, day in conn.execute(_ORDER_DAYS, {"shop": shop.id}):
-        orders[int(cid)].append(day)
+    if conn.dialect.name == "sqlite":
+        for cid, text in conn.execute(_ORDER_DAYS_TEXT, {"shop": shop.id}):
+            orders[cid].append(date.fromisoformat(text))
+    else:
+        for cid, day in conn.execute(_ORDER_DAYS, {"shop": shop.id}):
+            orders[cid].append(day)
     open_losses = {int(cid): lost_on for cid, lost_on in
                    conn.execute(_OPEN_LOSSES, {"shop": shop.id})}  # fmt: skip
     by_customer: dict[int, list[Mark]] = defaultdict(list)
@@ -137,16 +149,21 @@ def judged_losses(
 ) -> Iterator[date]:
     """The days a customer was judged lost, from their order days (oldest first)."""
     gaps: list[int] = []
+    least = config.lost_min_days + 1  # no threshold is shorter: most gaps stop here
     for before, after in pairwise(days):
+        gap = (after - before).days
+        if gap <= least:
+            gaps.append(gap)
+            continue
         usual = median(gaps) if len(gaps) >= 2 else config.default_interval_days
         after_usual = config.lost_ratio * usual
         if config.lost_extra_days:  # service cycles: the cycle plus so many days at most
             after_usual = min(after_usual, usual + config.lost_extra_days)
-        threshold = max(config.lost_min_days + 1, ceil(after_usual))
+        threshold = max(least, ceil(after_usual))
         lost_day = before + timedelta(days=threshold)
         if lost_day < after and lost_day <= until:
             yield lost_day
-        gaps.append((after - before).days)
+        gaps.append(gap)
     if days and lost_on is not None and days[-1] < lost_on <= until:
         yield lost_on
 
@@ -155,6 +172,8 @@ def walk(
     cid: int, orders: Sequence[date], judged: Sequence[date], owner: Sequence[Mark], tz: ZoneInfo
 ) -> list[Mark]:
     """One customer's transitions from their orders, judged losses and the owner's marks."""
+    if not judged and not owner:
+        return []  # never lost, never marked: nothing changed (most customers)
     # Same day: a loss before an order (back), an order before the owner's mark.
     steps: list[tuple[date, int, Any]] = [(d, 0, "judged") for d in judged]
     steps += [(d, 1, "order") for d in orders]
