@@ -343,7 +343,7 @@ def backtest(
         )
 
     from app.customers.models import Customer
-    from app.customers.risk import _shop_orders, risk_config
+    from app.customers.risk import _shop_orders, risk_config, ticket_value_cents
 
     settings, clock = _runtime()
     engine = make_engine(settings.effective_database_url)
@@ -354,7 +354,7 @@ def backtest(
         config = risk_config(found)
         ids = session.exec(select(Customer.id).where(Customer.shop_id == found.id))
         index = {cid: i for i, cid in enumerate(ids) if cid is not None}
-        history = _shop_orders(session, found.id, index)
+        history = _shop_orders(session, found.id, index, ticket_value_cents(found))
     try:
         report = run_backtest(history, config=config, step=step, start=start, end=end)
     except BacktestError as exc:

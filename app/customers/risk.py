@@ -144,7 +144,8 @@ _LOCK_SUMMARIES = _ByCustomer(
 )
 _SELECT_ORDERS = _ByCustomer(
     sa_select(
-        _ORDERS.c.customer_id, _ORDERS.c.order_date, _ORDERS.c.quantity, _ORDERS.c.amount_cents
+        _ORDERS.c.customer_id, _ORDERS.c.order_date, _ORDERS.c.quantity, _ORDERS.c.amount_cents,
+        _ORDERS.c.paid_by,
     ),
     _ORDERS.c.customer_id,
 )
@@ -243,11 +244,12 @@ def _histories(session: Session, shop: Shop, customer_ids: Sequence[int]) -> dic
         # (SQLite has one writer at a time already: write transactions BEGIN IMMEDIATE.)
         _LOCK_SUMMARIES.run(conn, customer_ids)
     histories = {cid: _History() for cid in customer_ids}
-    for cid, d, q, a in _SELECT_ORDERS.run(conn, customer_ids):
+    price = ticket_value_cents(shop)
+    for cid, d, q, a, paid_by in _SELECT_ORDERS.run(conn, customer_ids):
         history = histories[cid]
         history.days.append(epoch_day(d))
         history.quantities.append(float(q))
-        history.amounts.append((a or 0) / 100)
+        history.amounts.append(_order_value(q, a, paid_by, price) / 100)
     rows = [r for r in _SELECT_EVENTS.run(conn, customer_ids) if r.kind in _RISK_KINDS]
     # Undo events are shop-level (one message may touch several customers); only those
     # newer than the oldest of these events can cancel one of them.
@@ -327,13 +329,30 @@ def _write_summaries(session: Session, shop_id: int, rows: dict[int, dict[str, A
 _ORDER_CHUNK = 20_000
 
 
-def _shop_orders(session: Session, shop_id: int, index: dict[int, int]) -> OrderArrays:
+def ticket_value_cents(shop: Shop) -> int | None:
+    """What a delivery paid with water tickets is worth to the engine: the shop's unit price."""
+    price = shop.settings.get("unit_price_cents")
+    return int(price) if price else None
+
+
+def _order_value(quantity: Any, amount_cents: Any, paid_by: Any, ticket_price: int | None) -> int:
+    """An order's value in cents. A delivery paid with tickets carries 0 money (the tickets
+    were the revenue when sold), but it is an order of the usual size: valued at the unit
+    price, or a ticket customer's every delivery would read as a collapsed 客单价."""
+    if paid_by == "tickets" and ticket_price:
+        return int(quantity) * ticket_price
+    return int(amount_cents or 0)
+
+
+def _shop_orders(
+    session: Session, shop_id: int, index: dict[int, int], ticket_price: int | None = None
+) -> OrderArrays:
     """The shop's orders as arrays, read in chunks: memory holds the arrays (about 28 bytes
     an order) and one chunk of rows, never a row object per order of the whole history."""
-    query = select(
-        col(Order.customer_id), col(Order.order_date), col(Order.quantity),
-        col(Order.amount_cents),
-    ).where(Order.shop_id == shop_id)  # fmt: skip
+    query = sa_select(
+        _ORDERS.c.customer_id, _ORDERS.c.order_date, _ORDERS.c.quantity,
+        _ORDERS.c.amount_cents, _ORDERS.c.paid_by,
+    ).where(_ORDERS.c.shop_id == shop_id)  # fmt: skip
     # Per statement: Connection.execution_options would switch the whole connection (and
     # every later UPDATE on it) to server-side cursors on PostgreSQL.
     result = session.connection().execute(query.execution_options(stream_results=True))
@@ -345,7 +364,11 @@ def _shop_orders(session: Session, shop_id: int, index: dict[int, int]) -> Order
                 np.fromiter((index[r[0]] for r in chunk), dtype=np.int64, count=n),
                 np.fromiter((epoch_day(r[1]) for r in chunk), dtype=np.int64, count=n),
                 np.fromiter((r[2] for r in chunk), dtype=np.float64, count=n),
-                np.fromiter(((r[3] or 0) / 100 for r in chunk), dtype=np.float64, count=n),
+                np.fromiter(
+                    (_order_value(r[2], r[3], r[4], ticket_price) / 100 for r in chunk),
+                    dtype=np.float64,
+                    count=n,
+                ),
             )
         )
 
@@ -374,7 +397,7 @@ def rescore_shop(*, session: Session, shop: Shop, clock: Clock) -> ShopPriors:
         if cid is not None
     ]
     index = {cid: i for i, cid in enumerate(customer_ids)}
-    orders = _shop_orders(session, shop.id, index)
+    orders = _shop_orders(session, shop.id, index, ticket_value_cents(shop))
     per_customer: dict[int, list[EventPoint]] = defaultdict(list)
     undone = undone_event_ids(session, shop.id)
     for event in session.exec(

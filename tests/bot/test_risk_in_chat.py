@@ -72,3 +72,16 @@ def test_the_card_keeps_each_figure_on_its_own_line(chat: ChatDriver) -> None:
 def test_a_second_order_the_same_day_says_so(chat: ChatDriver) -> None:
     chat.say("王姐 2桶")
     assert "今天已经给王姐记过单了" in chat.say("王姐 1桶")
+
+
+def test_deliveries_paid_with_tickets_are_not_a_smaller_bill(
+    chat: ChatDriver, engine: Engine
+) -> None:
+    """A ticket-paid delivery carries 0 money (the tickets were the revenue); it is still an
+    order of the usual size, not a collapsed 客单价."""
+    chat.say("王姐 买水票 20张 300元")
+    for _ in range(3):
+        chat.say("王姐 用水票 2桶")
+    summary = wang(engine)
+    assert not any(f["code"] == "ticket_drop" for f in summary.findings), summary.findings
+    assert "客单价下降" not in chat.say("王姐")
