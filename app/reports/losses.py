@@ -23,7 +23,7 @@ answer is a list of transitions, the same shape the owner's marks alone used to 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from itertools import pairwise
@@ -231,19 +231,23 @@ class MonthChurn:
         return len(self.lost) / self.customers_at_start if self.customers_at_start else None
 
 
+def latest_between(marks: Iterable[Mark], first: date, last: date) -> dict[int, Mark]:
+    """Each customer's latest change from `first` to `last` (marks oldest first)."""
+    latest: dict[int, Mark] = {}
+    for mark in marks:  # oldest first: the last one seen wins
+        if first <= mark.day <= last:
+            latest[mark.customer_id] = mark
+    return latest
+
+
 def month_churn(
     history: LossHistory, histogram: Sequence[tuple[date, int]], first_day: date, last_day: date
 ) -> MonthChurn:
     """Lost in the month (a customer whose latest change in it is a loss) ÷ customers at its
     start (ordered before it and not lost then). `histogram`: first_order_days."""
     ordered_before = sum(n for day, n in histogram if day < first_day)
-    before: dict[int, Mark] = {}
-    in_month: dict[int, Mark] = {}
-    for mark in history.marks:  # oldest first: the last one seen wins
-        if mark.day < first_day:
-            before[mark.customer_id] = mark
-        elif mark.day <= last_day:
-            in_month[mark.customer_id] = mark
+    before = latest_between(history.marks, date.min, first_day - timedelta(days=1))
+    in_month = latest_between(history.marks, first_day, last_day)
     lost_before = sum(
         1
         for cid, mark in before.items()

@@ -8,7 +8,7 @@ anyone); the rest is GROUP BYs over follow-ups and a histogram of first-order da
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -27,7 +27,7 @@ from app.orders.models import Order
 from app.outreach.models import FollowUp
 from app.outreach.service import policy_for
 from app.outreach.tiers import within_48h
-from app.reports.losses import LossHistory, Mark, loss_history, month_churn
+from app.reports.losses import LossHistory, Mark, latest_between, loss_history, month_churn
 from app.reports.monthly import (
     MonthSummary,
     first_order_days,
@@ -302,13 +302,6 @@ def _history(session: Session, shop: Shop, today: date) -> LossHistory:
     return loss_history(session=session, shop=shop, rows=rows, today=today)
 
 
-def _latest(marks: Iterable[Mark]) -> dict[int, Mark]:
-    latest: dict[int, Mark] = {}
-    for mark in marks:  # oldest first: the last one seen wins
-        latest[mark.customer_id] = mark
-    return latest
-
-
 def _reasons(lost: Sequence[Mark]) -> list[ReasonCount]:
     counts = Counter((m.reason, m.unavoidable) for m in lost)
     total = len(lost)
@@ -321,7 +314,7 @@ def _reasons(lost: Sequence[Mark]) -> list[ReasonCount]:
 
 def _lost_between(marks: Sequence[Mark], first: date, last: date) -> list[Mark]:
     """Customers whose latest mark in [first, last] is "lost" (each counted once)."""
-    latest = _latest(m for m in marks if first <= m.day <= last)
+    latest = latest_between(marks, first, last)
     return [m for m in latest.values() if m.outcome == "lost"]
 
 
@@ -458,7 +451,8 @@ def weekly_list(
     worth = [d for d in due if d.customer.value_class != "D"]  # D: never chased (domain §3)
     if marks is None:
         marks = read_marks(session, shop, today=today)
-    latest = _latest(marks)  # still lost = their latest mark ever is "lost"
+    # Still lost: their latest change ever is a loss.
+    latest = latest_between(marks, date.min, date.max)
     lost = sorted(
         (m for m in latest.values() if m.outcome == "lost"),
         key=lambda m: (m.occurred_at, m.customer_id),
