@@ -1,8 +1,7 @@
 """One customer's assessment, with every fired signal and the figures behind it.
 
-The online path scores a single customer with the shop's stored priors: the same formulas
-as the batch's score_arrays, in plain Python (app/risk/single.py) because numpy's per-call
-overhead dominates at n = 1; tests prove both give the same numbers.
+The online path scores a single customer with the shop's stored priors through the batch's
+own `score_arrays`, on that customer's length-1 arrays: one implementation of the model.
 """
 
 from __future__ import annotations
@@ -17,14 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from app.risk.batch import NO_DAY, STAGES, ScoreArrays, online_clock, score_arrays
+from app.risk.batch import NO_DAY, STAGES, ScoreArrays, score_arrays
 from app.risk.config import RiskConfig
 from app.risk.events import EventPoint, customer_facts, facts_array
 from app.risk.history import OrderArrays
 from app.risk.model import ShopPriors
 from app.risk.season import epoch_day, from_epoch_day
 from app.risk.signals import BY_CODE, SIGNALS, Level, codes
-from app.risk.single import score_one
 
 
 @dataclass(frozen=True)
@@ -201,11 +199,7 @@ def assess_customer(
     config: RiskConfig,
     as_of: date,
 ) -> Assessment:
-    """Assess one customer with the shop's stored priors (the online path).
-
-    The same numbers as `score_arrays` on this customer alone (`assess_customer_arrays`),
-    computed in plain Python (`app.risk.single`): a fraction of numpy's per-call overhead.
-    """
+    """Assess one customer with the shop's stored priors (the online path)."""
     assessment, _ = assess_history(
         [epoch_day(o.day) for o in orders],
         [o.quantity for o in orders],
@@ -230,50 +224,34 @@ def assess_history(
 ) -> tuple[Assessment, dict[str, Any]]:
     """assess_customer on parallel lists (epoch days, quantities, amounts in yuan).
 
-    Also returns the scored row (`app.risk.single.score_one`): its totals, first and last
-    purchase days and last quantity are the figures a summary stores.
+    Scores the customer alone with `score_arrays`. Also returns the scored row: its totals,
+    first and last purchase days and last quantity are the figures a summary stores.
     """
-    today = epoch_day(as_of)
-    first_known = last_known = None
-    if len(days):
-        last_known = max(days)
-        if last_known <= today:  # no order after as_of (the usual case): nothing to drop
-            first_known = min(days)
-        else:
-            known = [d for d in days if d <= today]
-            first_known, last_known = (min(known), max(known)) if known else (None, None)
-    # (Without events the facts are neutral, whatever the last order: no date to build.)
-    last_order = from_epoch_day(last_known) if last_known is not None and events else None
-    facts = customer_facts(events, last_order=last_order, today=as_of)
-    clock = online_clock(priors, first_known, today, config)
-    row = score_one(
-        days, quantities, amounts, facts, today=today, config=config, priors=priors, clock=clock
-    )
-    return _assessment(row), row
-
-
-def assess_customer_arrays(
-    orders: Sequence[OrderFact],
-    events: Sequence[EventPoint],
-    *,
-    priors: ShopPriors,
-    config: RiskConfig,
-    as_of: date,
-) -> Assessment:
-    """assess_customer through the batch engine (score_arrays with one customer)."""
-    arrays = OrderArrays(
-        customer=np.zeros(len(orders), dtype=np.int64),
-        day=np.array([epoch_day(o.day) for o in orders], dtype=np.int64),
-        quantity=np.array([o.quantity for o in orders], dtype=np.float64),
-        amount=np.array([o.amount for o in orders], dtype=np.float64),
+    n = len(days)
+    orders = OrderArrays(
+        customer=np.zeros(n, dtype=np.int64),
+        day=np.array(days, dtype=np.int64),
+        quantity=np.array(quantities, dtype=np.float64),
+        amount=np.array(amounts, dtype=np.float64),
         n_customers=1,
     )
-    known = [o.day for o in orders if o.day <= as_of]
-    facts = customer_facts(events, last_order=max(known) if known else None, today=as_of)
-    scores = score_arrays(
-        arrays, as_of=as_of, config=config, priors=priors, facts=facts_array([facts])
+    facts = None  # without events the facts are neutral, score_arrays' default
+    if events:
+        today = epoch_day(as_of)
+        known = [d for d in days if d <= today]
+        last_order = from_epoch_day(max(known)) if known else None
+        facts = facts_array([customer_facts(events, last_order=last_order, today=as_of)])
+    scores = score_arrays(orders, as_of=as_of, config=config, priors=priors, facts=facts)
+    row = _row(scores, 0)
+    row.update(
+        first_day=int(scores.first_day[0]),
+        last_day=int(scores.last_day[0]),
+        total_quantity=float(scores.total_quantity[0]),
+        total_amount=float(scores.total_amount[0]),
+        last_quantity=float(scores.figures.last_quantity[0]),
+        dropout=float(scores.dropout[0]),
     )
-    return assessment_at(scores, 0)
+    return _assessment(row), row
 
 
 class Stage(StrEnum):

@@ -39,6 +39,7 @@ from app.risk.season import (
 )
 from app.risk.signals import (
     EVENT_SIGNAL_MASK,
+    SIGNALS,
     EventFacts,
     Level,
     bit,
@@ -118,8 +119,11 @@ def season_profile(config: RiskConfig, order_days: I64) -> SeasonProfile:
     return estimate_profile(order_days, fallback)
 
 
-def _threshold_t(rhythm_mu: F64, sd: F64, df: F64 | None, odds: F64, gone: float) -> F64:
-    """Effective days t at which P(gone) = 1 - P(alive) reaches `gone` (0 if already)."""
+def _threshold_t(rhythm_mu: F64, sd: F64, df: F64 | None, odds: F64, gone: F64) -> F64:
+    """Effective days t at which P(gone) = 1 - P(alive) reaches `gone` (0 if already).
+
+    `gone` is a column of levels: one row of results per level, one column per customer.
+    """
     # odds / (odds + S) = gone  <=>  S = odds (1 - gone) / gone
     target = odds * (1 - gone) / gone
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -173,6 +177,36 @@ def _calibration(
     return fit_platt(np.concatenate(raw), np.concatenate(outcome), np.concatenate(n_days))
 
 
+@lru_cache(maxsize=64)
+def _from_today(
+    clock: EffectiveClock, today: int, horizon_days: int, clv_horizon_days: int
+) -> tuple[float, float, float]:
+    """E(today), and the effective days of the churn and value horizons from today.
+
+    The same for every customer of a call and for every online call of a shop's day: read
+    once (elapsed(x, y) is at(y) - at(x)).
+    """
+    at_today, at_horizon, at_clv = clock.at(
+        [today, today + horizon_days, today + clv_horizon_days]
+    ).tolist()
+    return at_today, at_horizon - at_today, at_clv - at_today
+
+
+_SIGNAL_BITS = {s.code: 1 << s.bit for s in SIGNALS}
+
+
+def _fired_weights(mask: I64, config: RiskConfig) -> dict[str, float]:
+    """The signal weights of the signals that fired for some customer.
+
+    A signal that fired for nobody adds 0.0 to every offset: leaving it out gives the same
+    sums without its pass over all customers (one customer online mostly fires none).
+    """
+    fired = int(np.bitwise_or.reduce(mask)) if mask.size else 0
+    if not fired:
+        return {}
+    return {code: w for code, w in config.signal_weights.items() if fired & _SIGNAL_BITS[code]}
+
+
 def score_arrays(
     orders: OrderArrays,
     *,
@@ -185,6 +219,7 @@ def score_arrays(
     config = config or RiskConfig()
     n = orders.n_customers
     today = epoch_day(as_of)
+    recorded = facts is not None
     facts = facts or EventFacts(n)
     known = orders.day[orders.day <= today]
 
@@ -205,11 +240,13 @@ def score_arrays(
 
     bought = fig.n_days > 0
     last = np.where(bought, fig.last_day, today)
-    t_now = np.maximum(clock.elapsed(last, today) - facts.paused_effective_days, 0.0)
+    at_today, horizon, clv_horizon = _from_today(
+        clock, today, config.horizon_days, config.clv_horizon_days
+    )
+    t_now = np.maximum(at_today - clock.at(last) - facts.paused_effective_days, 0.0)
     days_since = np.where(bought, (today - fig.last_day).astype(np.float64), np.nan)
     ratio = np.where(bought, t_now / rhythm.mean_gap, np.nan)
 
-    usual_quantity = np.where(bought, fig.total_quantity / np.maximum(fig.n_days, 1), 0.0)
     mask = order_signals(
         recent_quantity=fig.recent_quantity,
         earlier_quantity=fig.earlier_quantity,
@@ -217,10 +254,13 @@ def score_arrays(
         earlier_gap_mean=fig.earlier_gap_mean,
         recent_amount=fig.recent_amount,
         earlier_amount=fig.earlier_amount,
-    ) | event_signals(
-        facts, usual_quantity=usual_quantity, today=today, watch_days=config.recalled_watch_days
     )
-    offset = signal_logit(mask, config.signal_weights)
+    if recorded:  # neutral facts (none recorded) fire no event signal
+        usual_quantity = np.where(bought, fig.total_quantity / np.maximum(fig.n_days, 1), 0.0)
+        mask |= event_signals(
+            facts, usual_quantity=usual_quantity, today=today, watch_days=config.recalled_watch_days
+        )
+    offset = signal_logit(mask, _fired_weights(mask, config))
 
     if priors is None:
         dropout_a, dropout_b = fit_dropout(fig, rhythm, t_now, offset)
@@ -245,8 +285,7 @@ def score_arrays(
         0.999,
     )
 
-    horizon = clock.elapsed(np.full(n, today), np.full(n, today + config.horizon_days))
-    raw_churn, p_alive = churn_probability(t_now, horizon, rhythm, odds)
+    raw_churn, p_alive = churn_probability(t_now, np.asarray(horizon), rhythm, odds)
     churn = apply_platt(raw_churn, priors.calib_a, priors.calib_b, priors.calib_c, fig.n_days)
     moved = facts.moved_closed
     churn = np.where(moved, 1.0, np.where(bought, churn, np.nan))
@@ -255,7 +294,8 @@ def score_arrays(
     # Thresholds in effective days since the last order: the ratio rule and the probability
     # rule, whichever comes first. A recently recalled customer is watched 20 % more closely.
     g = rhythm.mean_gap
-    strict = np.where(has(mask, "recently_recalled"), 0.8, 1.0)
+    recalled = has(mask, "recently_recalled")
+    strict = np.where(recalled, 0.8, 1.0)
 
     def ratio_t(multiple: float, extra_days: int) -> F64:
         t = multiple * g
@@ -263,24 +303,19 @@ def score_arrays(
             t = np.minimum(t, g + extra_days)
         return t * strict
 
-    sd = rhythm.predictive_sd
-    df = rhythm.df
-    yellow_t = np.minimum(
-        ratio_t(config.quiet_ratio, config.quiet_extra_days),
-        _threshold_t(rhythm.mu, sd, df, odds, config.quiet_probability),
-    )
-    red_t = np.minimum(
-        ratio_t(config.at_risk_ratio, config.at_risk_extra_days),
-        _threshold_t(rhythm.mu, sd, df, odds, config.at_risk_probability),
-    )
-    lost_t = np.minimum(
-        ratio_t(config.lost_ratio, config.lost_extra_days),
-        _threshold_t(rhythm.mu, sd, df, odds, config.lost_probability),
-    )
+    # The three levels go through the special functions and the clock together (rows of one
+    # array): a third of the calls, whose fixed cost is most of the time for one customer.
+    levels = (config.quiet_probability, config.at_risk_probability, config.lost_probability)
+    gone = np.array(levels).reshape(3, 1)
+    yellow_p, red_p, lost_p = _threshold_t(rhythm.mu, rhythm.predictive_sd, rhythm.df, odds, gone)
+    yellow_t = np.minimum(ratio_t(config.quiet_ratio, config.quiet_extra_days), yellow_p)
+    red_t = np.minimum(ratio_t(config.at_risk_ratio, config.at_risk_extra_days), red_p)
+    lost_t = np.minimum(ratio_t(config.lost_ratio, config.lost_extra_days), lost_p)
     paused = facts.paused_effective_days
-    check_day = clock.day_after(last, yellow_t + paused)
-    red_day = clock.day_after(last, red_t + paused)
-    lost_day = np.maximum(clock.day_after(last, lost_t + paused), last + config.lost_min_days + 1)
+    check_day, red_day, lost_day = clock.day_after(
+        last, np.stack((yellow_t, red_t, lost_t)) + paused
+    )
+    lost_day = np.maximum(lost_day, last + config.lost_min_days + 1)
 
     # Interval stretch as signals too, so every alert lists its reason.
     mask |= np.where(bought & (today >= check_day), bit("interval_stretch"), 0)
@@ -288,22 +323,23 @@ def score_arrays(
     # Recorded warnings (a complaint, a deleted contact) alert at once, whatever the rhythm.
     # Smaller or rarer orders only raise the probability: alone they are no reason to call
     # someone who ordered yesterday.
-    level = max_level(mask & EVENT_SIGNAL_MASK)
-    check_day = np.where(level >= Level.YELLOW, np.minimum(check_day, today), check_day)
-    red_day = np.where(level >= Level.RED, np.minimum(red_day, today), red_day)
-    lost_day = np.where(level >= Level.LOST, np.minimum(lost_day, today), lost_day)
+    warned = mask & EVENT_SIGNAL_MASK
+    if warned.any():
+        level = max_level(warned)
+        check_day = np.where(level >= Level.YELLOW, np.minimum(check_day, today), check_day)
+        red_day = np.where(level >= Level.RED, np.minimum(red_day, today), red_day)
+        lost_day = np.where(level >= Level.LOST, np.minimum(lost_day, today), lost_day)
 
     stage = np.full(n, STAGE_CODE["active"], dtype=np.int8)
     stage[today >= check_day] = STAGE_CODE["quiet"]
     stage[today >= red_day] = STAGE_CODE["at_risk"]
     stage[today >= lost_day] = STAGE_CODE["lost"]
-    came_back = has(mask, "recently_recalled") & (fig.last_day >= facts.recalled_day)
+    came_back = recalled & (fig.last_day >= facts.recalled_day)
     stage[came_back & (stage == STAGE_CODE["active"])] = STAGE_CODE["recovered"]
     stage[~bought] = STAGE_CODE["new"]
 
     aov_c = (fig.total_amount + priors.aov) / (fig.n_days + 1)
-    clv_horizon = clock.elapsed(np.full(n, today), np.full(n, today + config.clv_horizon_days))
-    retained = np.where(moved, 0.0, expected_orders(clv_horizon, rhythm, p) * aov_c)
+    retained = np.where(moved, 0.0, expected_orders(np.asarray(clv_horizon), rhythm, p) * aov_c)
     clv = np.where(bought, retained * p_alive, 0.0)
     value_at_risk = np.where(bought, retained * churn, 0.0)
 

@@ -111,13 +111,6 @@ class EffectiveClock:
         self.last_day = last_day
         rates = profile.rates(first_day, last_day)
         self._cumulative = np.concatenate(([0.0], np.cumsum(rates)))
-        self._as_list: list[float] | None = None
-
-    def cumulative_list(self) -> list[float]:
-        """The cumulative table as Python floats (the same values), for scalar lookups."""
-        if self._as_list is None:
-            self._as_list = self._cumulative.tolist()
-        return self._as_list
 
     def at(self, day: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """E(day) for epoch days inside the span (clipped to it)."""
