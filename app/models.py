@@ -1,12 +1,13 @@
 """Import every table so SQLModel.metadata (and Alembic) sees the whole schema."""
 
 from app.bot.models import PendingQuestion
-from app.channels.models import AccessToken, InboxMessage, OutboxMessage, SmsMessage, SmsOptOut
+from app.channels.models import AccessToken, OutboxMessage
 from app.customers.models import Customer, CustomerSummary, ShopMatchTag
 from app.digest.models import DigestDelivery, DigestRun
-from app.events.models import Event
+from app.events.models import Event, InboxMessage
 from app.orders.models import Order
 from app.outreach.models import FollowUp, LinkUse
+from app.outreach.sms import SmsMessage, SmsOptOut
 from app.shops.models import Shop, Staff, StaffIdentity
 
 __all__ = [

@@ -5,13 +5,16 @@
 Runs on the demo shop in a fresh SQLite file (WAL), once with synchronous=NORMAL (the
 default, HUITOU_SQLITE_SYNCHRONOUS) and once with FULL (an fsync per commit), and for each
 prints p50/p99 for (a) the bare baseline: inserting the order row and committing, (b) the
-real path: orders.service.record (insert + reassessment with the shop's stored priors) and commit,
-(c) the online update itself: record (insert, win-back attribution, reassessment)
+real path: flows.record_order (insert + reassessment with the shop's stored priors) and commit,
+(c) the online update itself: record_order (insert, win-back attribution, reassessment)
 inside an open transaction, without the commit that every write pays whatever it does,
 and (d) the reassessment alone inside an open transaction (no commit, no fsync, write lock
-already taken). On this disk the fsync of a commit alone costs about as much as the 5 ms
-target; the CPU-only lines (thread time) show what the code itself costs, free of the fsync
-wait and of other processes on a shared machine.
+already taken). The CPU-only lines (thread time) show what the code itself costs, free of
+the fsync wait and of other processes on a shared machine.
+
+A diagnostic, with no target of its own: the per-order < 5 ms target was retired (issue 18)
+for what users see, the webhook reply p99 under load (benchmarks.webhook_latency and
+benchmarks.load).
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ from app.customers.models import Customer
 from app.customers.risk import refresh_customer
 from app.db import make_engine, upgrade, write_session
 from app.demo.load import load_demo
+from app.flows import record_order
 from app.orders.models import Order
-from app.orders.service import record
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -62,7 +65,7 @@ def measure(n_orders: int, synchronous: str) -> None:
         tz = ZoneInfo(shop.timezone)
         moment = datetime.combine(date(2026, 6, 17), clock_time(10), tzinfo=tz)
         baseline, real, reassess_only, in_transaction = [], [], [], []
-        baseline_cpu, real_cpu = [], []
+        baseline_cpu, real_cpu, reassess_cpu = [], [], []
         for i in range(n_orders):
             customer = customers[i % len(customers)]
             assert customer.id is not None and shop.id is not None
@@ -77,7 +80,7 @@ def measure(n_orders: int, synchronous: str) -> None:
             baseline_cpu.append((time.thread_time() - start_cpu) * 1000)
             start, start_cpu = time.perf_counter(), time.thread_time()
             with write_session(engine) as session:
-                record(session=session, shop=shop, customer=customer, quantity=2,
+                record_order(session=session, shop=shop, customer=customer, quantity=2,
                              clock=clock, ordered_at=moment, source="api")  # fmt: skip
             real.append((time.perf_counter() - start) * 1000)
             real_cpu.append((time.thread_time() - start_cpu) * 1000)
@@ -86,16 +89,17 @@ def measure(n_orders: int, synchronous: str) -> None:
                 # the update: open it before the clock starts.
                 session.connection()
                 start = time.perf_counter()
-                record(session=session, shop=shop, customer=customer, quantity=2,
+                record_order(session=session, shop=shop, customer=customer, quantity=2,
                              clock=clock, ordered_at=moment, source="api")  # fmt: skip
                 session.flush()
                 in_transaction.append((time.perf_counter() - start) * 1000)
             with write_session(engine) as session:
                 session.connection()
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.thread_time()
                 refresh_customer(session=session, shop=shop, customer_id=customer.id, clock=clock)
                 session.flush()
                 reassess_only.append((time.perf_counter() - start) * 1000)
+                reassess_cpu.append((time.thread_time() - start_cpu) * 1000)
         print(
             f"online update, demo shop ({len(customers)} customers), {n_orders} orders each, "
             f"SQLite synchronous={synchronous}"
@@ -111,7 +115,8 @@ def measure(n_orders: int, synchronous: str) -> None:
         # CPU time of this thread: what the code costs, without the fsync wait and without
         # the time other processes on this (2-core, shared) machine took the CPU away.
         for name, values in (("baseline, CPU only", baseline_cpu),
-                             ("end-to-end, CPU only", real_cpu)):  # fmt: skip
+                             ("end-to-end, CPU only", real_cpu),
+                             ("reassess alone, CPU only", reassess_cpu)):  # fmt: skip
             print(
                 f"  {name:<34} p50 {statistics.median(values):6.2f} ms   "
                 f"p99 {percentile(values, 0.99):6.2f} ms"
@@ -119,10 +124,6 @@ def measure(n_orders: int, synchronous: str) -> None:
         ratio = percentile(real, 0.99) / percentile(baseline, 0.99)
         extra = statistics.median(real) - statistics.median(baseline)
         print(f"  p99 ratio end-to-end/baseline: {ratio:.2f}x; p50 above baseline: {extra:.2f} ms")
-        for name, values in (("end-to-end", real), ("record in transaction", in_transaction),
-                             ("reassess alone", reassess_only)):  # fmt: skip
-            verdict = "met" if percentile(values, 0.99) < 5 else "NOT met"
-            print(f"  target p99 < 5 ms, {name}: {verdict}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from app.clock import Clock
 from app.customers.models import Customer
 from app.customers.service import create_customer
 from app.db import write_session
-from app.orders.service import record
+from app.flows import record_order
 from app.shops.models import Shop
 from app.shops.service import create_shop
 
@@ -52,7 +52,7 @@ def add_orders(
     tz = ZoneInfo(shop.timezone)
     with write_session(engine) as session:
         for day in days:
-            record(
+            record_order(
                 session=session,
                 shop=shop,
                 customer=customer,

@@ -25,10 +25,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from app.channels.models import InboxMessage
 from app.config import PROJECT_ROOT
 from app.customers.models import Customer
 from app.db import make_engine
+from app.events.models import InboxMessage
 from app.orders.models import Order
 from app.shops.models import Shop
 from tests.conftest import PG_URL

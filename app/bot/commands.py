@@ -64,8 +64,9 @@ from app.customers.service import (
 from app.events import holdings as holdings_of
 from app.events.models import Event
 from app.events.service import live_rows
+from app.flows import record_order
 from app.orders.models import Order
-from app.orders.service import OrderError, record
+from app.orders.service import OrderError
 from app.outreach.service import contact_notes
 from app.shops.models import Shop
 
@@ -94,7 +95,6 @@ ITEM_ACTIONS = ("order", "tickets_buy", "tickets_use", "deposit", "deposit_retur
         "谁该跟进了",
         "名单",
     ),
-    writes=False,
 )
 def followups(ctx: BotContext, intent: Intent) -> list[str]:
     due = due_list(session=ctx.session, shop=ctx.shop, today=ctx.today)
@@ -213,7 +213,7 @@ def _record_order(
     # The same customer twice in one message: the first order's reassessment comes first.
     settle_refresh(session=ctx.session, customer_id=customer.id)
     try:
-        recorded = record(
+        recorded = record_order(
             session=ctx.session,
             shop=ctx.shop,
             customer=customer,
@@ -1005,7 +1005,6 @@ def _month(ctx: BotContext, months_back: int) -> list[str]:
         "本月情况",
         "这个月怎么样",
     ),
-    writes=False,
 )
 def month_stats(ctx: BotContext, intent: Intent) -> list[str]:
     return _month(ctx, 0)
@@ -1016,7 +1015,6 @@ def month_stats(ctx: BotContext, intent: Intent) -> list[str]:
     summary="上个月的统计",
     example="上月统计",
     phrases=("上月统计", "上个月统计", "上月", "上个月", "上月数据", "上个月怎么样", "上月情况"),
-    writes=False,
 )
 def last_month_stats(ctx: BotContext, intent: Intent) -> list[str]:
     return _month(ctx, 1)
@@ -1027,7 +1025,6 @@ def last_month_stats(ctx: BotContext, intent: Intent) -> list[str]:
     summary="看我能做什么",
     example="帮助",
     phrases=("帮助", "help", "菜单", "怎么用", "你能做什么", "说明", "?", "功能", "使用说明"),
-    writes=False,
 )
 def help_(ctx: BotContext, intent: Intent) -> list[str]:
     return [ctx.render("help", commands=registry.listed())]

@@ -16,12 +16,11 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from app.bot.context import BotContext
-from app.channels.models import InboxMessage
 from app.customers.models import Customer
-from app.events.models import Event
+from app.customers.risk import request_refresh
+from app.events.models import Event, InboxMessage
 from app.events.service import log_event
 from app.orders.models import Order
-from app.orders.service import refresh_summary
 from app.outreach.outcomes import undo_followups, undo_orders
 
 UNDO_WINDOW = timedelta(minutes=10)
@@ -148,7 +147,7 @@ def undo(ctx: BotContext, change: LastChange) -> Event:
         session.delete(order)
     session.flush()
     for customer_id in customers:
-        refresh_summary(session=session, shop=ctx.shop, customer_id=customer_id, clock=ctx.clock)
+        request_refresh(session=session, shop=ctx.shop, customer_id=customer_id, clock=ctx.clock)
     undo_followups(session=session, events=change.events)
     # Newest first, so a field changed twice by one message ends at its oldest "before".
     restored = [r for e in reversed(change.events) if (r := _restore(session, e)) is not None]

@@ -2,8 +2,8 @@
 
 "3 发短信" (a number from the morning digest) or "王姐 发短信" shows the approved
 template's wording and the masked number and asks "回复 1 确认发送". The "1" only queues
-the text (an `sms_message` row, status queued) in this message's transaction; the sender
-in app/channels/sms_queue.py sends it once that transaction has committed, and records
+the text (an `sms_message` row, status queued: app/outreach/sms.py) in this message's
+transaction; the channels' sender sends it once that transaction has committed, and records
 the follow-up's outcome "sent" when the provider accepted it.
 """
 
@@ -18,14 +18,21 @@ from app.bot.context import BotContext
 from app.bot.outreach_commands import latest_digest
 from app.bot.parse import Intent
 from app.bot.registry import registry
-from app.channels.binding import channel_message
-from app.channels.models import SmsMessage, SmsOptOut
-from app.channels.sms import SmsRefused, normalise_phone
-from app.channels.sms_queue import QUEUED, key_prefix, outreach_key, wake_after_commit
 from app.customers.matching import is_clear, match_customers
 from app.customers.models import Customer
 from app.customers.service import mask_phone
 from app.outreach.models import FollowUp
+from app.outreach.sms import (
+    QUEUED,
+    SmsMessage,
+    SmsOptOut,
+    SmsRefused,
+    key_prefix,
+    normalise_phone,
+    outreach_key,
+    wake_after_commit,
+)
+from app.templating import render_message
 
 CHOICES_SHOWN = 5
 _STATUS_WORDS = {
@@ -45,10 +52,10 @@ def sms_ready(ctx: BotContext) -> bool:
 def preview(ctx: BotContext) -> str:
     """The approved outreach template's wording, as the customer will read it."""
     settings = ctx.service_settings()
-    return channel_message(
-        ctx.templates_dir, "sms_outreach", shop=ctx.shop, shop_name=ctx.shop.name[:12],
-        sign_name=settings.sms_sign_name,
-    ).strip()  # fmt: skip
+    return render_message(
+        ctx.templates_dir, ctx.shop.industry, ctx.shop.slug, "channels/sms_outreach.txt.j2",
+        shop_name=ctx.shop.name[:12], sign_name=settings.sms_sign_name,
+    )  # fmt: skip
 
 
 def _digest_item(ctx: BotContext, number: int) -> dict[str, Any] | None:

@@ -1,30 +1,12 @@
-"""The one inbox every channel writes through, which makes inbound messages idempotent."""
+"""What the channels keep: the local outbox and provider tokens (the SMS log and opt-outs
+are outreach's: app/outreach/sms.py)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
-
-
-class InboxMessage(SQLModel, table=True):
-    """An inbound message, stored before it is acted on; unique per (channel, external_id)."""
-
-    __tablename__ = "inbox_message"
-    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_inbox_channel_ext"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    shop_id: int | None = Field(default=None, foreign_key="shop.id", index=True)
-    channel: str = Field(max_length=16)
-    external_id: str = Field(max_length=160)
-    sender: str = Field(max_length=128)
-    body: str = Field(max_length=4000)
-    received_at: datetime
-    handled_at: datetime | None = None
-    # The replies given, so a redelivery answers exactly as the first delivery did.
-    replies: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
-    error: str | None = Field(default=None, max_length=500)
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -58,33 +40,3 @@ class AccessToken(SQLModel, table=True):
     expires_at: datetime | None = None
     refreshing_until: datetime | None = None
     updated_at: datetime
-
-
-class SmsMessage(SQLModel, table=True):
-    """A text message we asked the SMS provider to send (or refused to): the rate-limit log."""
-
-    __tablename__ = "sms_message"
-    __table_args__ = (Index("ix_sms_phone_time", "phone", "created_at"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    # Idempotency: a retried push with the same key never texts twice.
-    key: str = Field(max_length=160, unique=True)
-    shop_id: int | None = Field(default=None, foreign_key="shop.id", index=True)
-    phone: str = Field(max_length=32)
-    purpose: str = Field(max_length=16)  # digest | outreach
-    template_id: str = Field(max_length=32)
-    params: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    status: str = Field(max_length=16)  # sending | sent | failed
-    provider_ref: str | None = Field(default=None, max_length=128)
-    error: str | None = Field(default=None, max_length=500)
-    created_at: datetime
-
-
-class SmsOptOut(SQLModel, table=True):
-    """A number that replied an opt-out word (退订, TD...): never texted again."""
-
-    __tablename__ = "sms_opt_out"
-
-    phone: str = Field(primary_key=True, max_length=32)
-    word: str = Field(max_length=32)
-    created_at: datetime

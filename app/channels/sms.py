@@ -26,13 +26,13 @@ from sqlalchemy import Engine, func
 from sqlmodel import col, select
 
 from app.channels.callback import Rejected, read_body
-from app.channels.models import SmsMessage, SmsOptOut
 from app.channels.push import PushError, PushMessage, PushReceipt, PushUnavailable
 from app.channels.tokens import request_json
 from app.clock import Clock
 from app.config import Settings
 from app.customers.models import Customer
 from app.db import read_session, write_session
+from app.outreach.sms import SmsMessage, SmsOptOut, SmsRefused, normalise_phone
 from app.shops.models import Shop, Staff
 
 log = logging.getLogger(__name__)
@@ -50,13 +50,8 @@ ACS3 = "ACS3-HMAC-SHA256"
 ALIYUN_PARAM_NAMES: dict[str, tuple[str, ...]] = {"digest": ("count",), "outreach": ("shop",)}
 # What a customer replies to stop texts (the carriers' conventions and plain Chinese).
 OPT_OUT_WORDS = frozenset({"TD", "T", "N", "退订", "退", "取消", "不要再发", "别发了", "STOP"})
-_PHONE = re.compile(r"^(?:\+?86)?(1\d{10})$")
 
 router = APIRouter()
-
-
-class SmsRefused(ValueError):
-    """A text we will not send: opted out, over the number's limit, not confirmed."""
 
 
 def tc3_authorization(
@@ -100,14 +95,6 @@ def tc3_authorization(
         f"TC3-HMAC-SHA256 Credential={secret_id}/{scope}, "
         f"SignedHeaders=content-type;host, Signature={signed}"
     )
-
-
-def normalise_phone(phone: str) -> str:
-    """+86 and 11 digits, or SmsRefused: only mainland mobile numbers are texted."""
-    match = _PHONE.match(re.sub(r"[\s-]", "", phone or ""))
-    if match is None:
-        raise SmsRefused("不是有效的手机号")
-    return f"+86{match.group(1)}"
 
 
 def is_opt_out(text: str) -> bool:

@@ -2,88 +2,47 @@
 
 The bot's write transaction only records an `sms_message` row with status `queued` (the
 SMS client opens transactions of its own, and SQLite has one writer). `SmsQueueSender`
-sends what is queued: woken right after the bot's transaction commits (`wake`, hooked on
-the session's after_commit) and every `interval_seconds` (a process that queued a text
-and died before sending it is caught up by any running server). A text that went out is
+sends what is queued: woken right after the bot's transaction commits (`wake_after_commit`
+in app/outreach/sms.py) and every `interval_seconds` (a process that queued a text and
+died before sending it is caught up by any running server). A text that went out is
 recorded as the follow-up's outcome "sent" (source "sms"); a refusal (opted out, over
 the number's limit) or a provider failure becomes the row's status and a short push to
 whoever confirmed it.
 
-Row key: `outreach:fu:<followup id>:by:<staff id>` (one text per follow-up), or
-`outreach:cu:<customer id>:<YYYY-MM-DD>:by:<staff id>` (one per customer and day) when
-the customer has no open follow-up.
+The rows, their statuses and keys are outreach's (app/outreach/sms.py).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date
 
-from sqlalchemy import Engine, event, update
+from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from app.channels.binding import channel_message
-from app.channels.models import SmsMessage
 from app.channels.push import PushError
-from app.channels.sms import SmsClient, SmsRefused, send_outreach_sms
+from app.channels.sms import SmsClient, send_outreach_sms
 from app.clock import Clock
 from app.customers.models import Customer
 from app.db import read_session, write_session
+from app.outreach.sms import (
+    KEY,
+    QUEUE_WOKEN,
+    QUEUED,
+    REFUSED,
+    SmsMessage,
+    SmsRefused,
+    Target,
+    parse_key,
+)
 from app.shops.models import Shop, Staff
 
 log = logging.getLogger(__name__)
 
-QUEUED = "queued"
-# Statuses the owner can be shown (besides queued / sending / sent).
-REFUSED = "refused"
-FAILED = "failed"
-_KEY = re.compile(
-    r"^outreach:(?:fu:(?P<fu>\d+)|cu:(?P<cu>\d+):(?P<day>\d{4}-\d{2}-\d{2})):by:(?P<by>\d+)$"
-)
-_WAKE = threading.Event()
-
 # (shop id, staff id, text, idempotency key): tell whoever confirmed a text what became of it.
 Notify = Callable[[int, int, str, str], None]
-
-
-def outreach_key(*, followup_id: int | None, customer_id: int, day: date, staff_id: int) -> str:
-    if followup_id is not None:
-        return f"outreach:fu:{followup_id}:by:{staff_id}"
-    return f"outreach:cu:{customer_id}:{day.isoformat()}:by:{staff_id}"
-
-
-def key_prefix(*, followup_id: int | None, customer_id: int, day: date) -> str:
-    """What every key for this follow-up (or customer and day) starts with, whoever confirmed."""
-    if followup_id is not None:
-        return f"outreach:fu:{followup_id}:"
-    return f"outreach:cu:{customer_id}:{day.isoformat()}:"
-
-
-@dataclass(frozen=True)
-class Target:
-    followup_id: int | None
-    staff_id: int
-
-
-def parse_key(key: str) -> Target | None:
-    match = _KEY.match(key)
-    if match is None:
-        return None
-    return Target(int(match["fu"]) if match["fu"] else None, int(match["by"]))
-
-
-def wake() -> None:
-    """Ask the sender (in this process) to look at the queue now."""
-    _WAKE.set()
-
-
-def wake_after_commit(session: Session) -> None:
-    """Wake the sender once `session`'s transaction has committed (never before)."""
-    event.listen(session, "after_commit", lambda _session: wake(), once=True)
 
 
 class SmsQueueSender:
@@ -176,7 +135,7 @@ class SmsQueueSender:
             followup = session.get(FollowUp, target.followup_id)
             customer_id = followup.customer_id if followup else None
         else:
-            match = _KEY.match(row.key)
+            match = KEY.match(row.key)
             customer_id = int(match["cu"]) if match else None
         customer = session.get(Customer, customer_id) if customer_id else None
         return customer if customer is not None and customer.shop_id == row.shop_id else None
@@ -227,12 +186,12 @@ class SmsQueueSender:
                 self.drain_once()
             except Exception:
                 log.exception("sms queue: round failed")
-            _WAKE.wait(self.interval_seconds)
-            _WAKE.clear()
+            QUEUE_WOKEN.wait(self.interval_seconds)
+            QUEUE_WOKEN.clear()
 
     def stop(self) -> None:
         self._stop.set()
-        _WAKE.set()
+        QUEUE_WOKEN.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.sms.http.close()

@@ -31,7 +31,7 @@ from sqlmodel import Session, col, select
 from app.clock import Clock, from_utc, local_today
 from app.customers.models import OWNER_CLASS_TAG, Customer, CustomerSummary
 from app.events.models import Event
-from app.events.service import RISK_EVENT_KINDS, undone_among, undone_event_ids
+from app.events.service import RISK_EVENT_KINDS, on_risk_events, undone_among, undone_event_ids
 from app.orders.models import Order
 from app.risk.assess import Assessment, assess_history, assessment_at
 from app.risk.batch import score_arrays
@@ -144,7 +144,10 @@ _LOCK_SUMMARIES = _ByCustomer(
 )
 _SELECT_ORDERS = _ByCustomer(
     sa_select(
-        _ORDERS.c.customer_id, _ORDERS.c.order_date, _ORDERS.c.quantity, _ORDERS.c.amount_cents,
+        _ORDERS.c.customer_id,
+        _ORDERS.c.order_date,
+        _ORDERS.c.quantity,
+        _ORDERS.c.amount_cents,
         _ORDERS.c.paid_by,
     ),
     _ORDERS.c.customer_id,
@@ -220,6 +223,17 @@ def settle_refresh(*, session: Session, customer_id: int) -> None:
 def refresh_customer(*, session: Session, shop: Shop, customer_id: int, clock: Clock) -> None:
     """Reassess one customer now, in the caller's transaction (row locked on PostgreSQL)."""
     refresh_customers(session=session, shop=shop, customer_ids=[customer_id], clock=clock)
+
+
+def _after_events(session: Session, shop_id: int, customer_ids: list[int], clock: Clock) -> None:
+    """Registered with app.events.service: the customers a logged event concerns."""
+    shop = session.get(Shop, shop_id)
+    if shop is not None:
+        for customer_id in customer_ids:
+            request_refresh(session=session, shop=shop, customer_id=customer_id, clock=clock)
+
+
+on_risk_events(_after_events)
 
 
 @dataclass

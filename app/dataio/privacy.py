@@ -17,15 +17,16 @@ from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from app.bot.models import PendingQuestion
-from app.channels.models import InboxMessage, OutboxMessage, SmsMessage
+from app.channels.models import OutboxMessage
 from app.clock import Clock
 from app.customers.models import Customer
 from app.customers.service import CustomerError, mask_phone
 from app.digest.models import DigestDelivery
-from app.events.models import Event
+from app.events.models import Event, InboxMessage
 from app.events.service import log_event
 from app.orders.models import Order
 from app.outreach.models import FollowUp
+from app.outreach.sms import SmsMessage
 from app.shops.models import Shop
 
 FORGOTTEN_STATUS = "forgotten"

@@ -5,7 +5,7 @@ sent, contacts and what they found out, win-backs, losses (marked with a reason,
 offer costs. None of it is written as rows: every morning the digest is built and pushed
 (app/digest/service.run_digest, as the scheduler does), the owner answers the day's items
 as a tap or a numbered reply would (app/outreach/outcomes.apply_choice), and each simulated
-order is recorded when it happened (app/orders/service.record), so win-backs are credited,
+order is recorded when it happened (app/flows.record_order), so win-backs are credited,
 summaries move and the engine judges who left, as in a real shop.
 
 The owner is a plausible one, drawn from a seeded random generator: answers most items the
@@ -32,7 +32,7 @@ from app.customers.models import Customer
 from app.db import read_session, write_session
 from app.digest.models import DigestDelivery, DigestRun
 from app.digest.service import run_digest
-from app.orders.service import record
+from app.flows import record_order
 from app.outreach.models import FollowUp
 from app.outreach.outcomes import OutcomeError, apply_choice
 from app.shops.models import Shop
@@ -158,7 +158,7 @@ def _record_orders(
             assert customer is not None
             moment = _at(order.day, order.hour, tz)
             clock.current = max(clock.current, moment)
-            record(
+            record_order(
                 session=session, shop=shop, customer=customer, quantity=order.quantity,
                 clock=clock, amount_cents=order.amount_cents, ordered_at=moment, source="demo",
             )  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 EVENT_KINDS = (
@@ -42,3 +42,22 @@ class Event(SQLModel, table=True):
     source: str = Field(default="chat", max_length=16)
     staff_id: int | None = Field(default=None, foreign_key="staff.id")
     inbox_id: int | None = Field(default=None, foreign_key="inbox_message.id")
+
+
+class InboxMessage(SQLModel, table=True):
+    """An inbound message, stored before it is acted on; unique per (channel, external_id)."""
+
+    __tablename__ = "inbox_message"
+    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_inbox_channel_ext"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    shop_id: int | None = Field(default=None, foreign_key="shop.id", index=True)
+    channel: str = Field(max_length=16)
+    external_id: str = Field(max_length=160)
+    sender: str = Field(max_length=128)
+    body: str = Field(max_length=4000)
+    received_at: datetime
+    handled_at: datetime | None = None
+    # The replies given, so a redelivery answers exactly as the first delivery did.
+    replies: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    error: str | None = Field(default=None, max_length=500)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from sqlalchemy import Select, bindparam
@@ -16,6 +16,21 @@ RISK_EVENT_KINDS = (
     "interaction", "outreach", "outcome", "pause", "complaint", "complaint_resolved",
     "satisfaction", "tickets", "deposit", "contact_deleted", "undo",
 )  # fmt: skip
+
+# (session, shop id, customer ids, clock): reassess these customers after an event of theirs.
+Reassess = Callable[[Session, int, list[int], Clock], None]
+_reassess: Reassess | None = None
+
+
+def on_risk_events(reassess: Reassess) -> None:
+    """Set who reassesses customers when log_event appends a risk-relevant event.
+
+    The customers' risk code reads events, so events cannot import it back: it registers
+    here when loaded (app/customers/risk.py), and every caller of log_event, whatever its
+    layer, gets the reassessment without having to ask for it.
+    """
+    global _reassess
+    _reassess = reassess
 
 
 # Built once: every reassessment reads it.
@@ -92,13 +107,9 @@ def log_event(
             if c is not None
         }
     if affected:
-        from app.customers.risk import request_refresh
-        from app.shops.models import Shop
-
-        shop = session.get(Shop, shop_id)
-        if shop is not None:
-            for affected_id in sorted(affected):
-                request_refresh(session=session, shop=shop, customer_id=affected_id, clock=clock)
+        if _reassess is None:  # a stale risk would go unnoticed: refuse instead
+            raise RuntimeError("risk events need app.customers.risk loaded (on_risk_events)")
+        _reassess(session, shop_id, sorted(affected), clock)
     return event
 
 

@@ -1,4 +1,8 @@
-"""Recording orders; each order rewrites its customer's summary in the same transaction."""
+"""Storing orders, and what the customer's summary said just before each one.
+
+What else a recorded order sets off (the follow-up it answers, the customer's
+reassessment) is app/flows.py's `record_order`, which calls `store` here first.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,12 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import ColumnElement, Insert, bindparam, select
 from sqlmodel import Session
 
 from app.clock import Clock
 from app.customers.models import Customer, CustomerSummary
-from app.customers.risk import request_refresh
 from app.orders.models import Order
-from app.outreach.outcomes import followup_pending, on_order
 from app.shops.models import Shop
 
 
@@ -33,16 +35,18 @@ def _before(column: Any) -> Any:
     return select(column).where(_SUMMARY.c.customer_id == bindparam("cid")).scalar_subquery()
 
 
-# Built once. Its RETURNING gives the new id and, in the same statement, what the
-# customer's record said just before: the previous order for the confirmation, and whether
-# a follow-up is pending.
-_INSERT = _ORDERS.insert().returning(
-    _ORDERS.c.id,
-    _before(_SUMMARY.c.last_order_on),
-    _before(_SUMMARY.c.expected_interval_days),
-    _before(_SUMMARY.c.order_count),
-    followup_pending(bindparam("cid")),
-)
+def insert_statement(pending: ColumnElement[bool]) -> Insert:
+    """The order INSERT for `store`, to build once. Its RETURNING gives the new id and, in the
+    same statement, what the customer's record said just before: the previous order for the
+    confirmation, and `pending` (the caller's question about customer `:cid`, e.g. whether
+    a follow-up is pending), so recording an order takes no extra read."""
+    return _ORDERS.insert().returning(
+        _ORDERS.c.id,
+        _before(_SUMMARY.c.last_order_on),
+        _before(_SUMMARY.c.expected_interval_days),
+        _before(_SUMMARY.c.order_count),
+        pending,
+    )
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ class Prior:
     last_order_on: date | None
     expected_interval_days: float | None
     order_count: int  # 0 also when the customer has no summary row yet
-    has_pending: bool  # a follow-up the order answers (outcomes.followup_pending)
+    has_pending: bool  # the statement's `pending` (flows: a follow-up the order answers)
 
 
 @dataclass(frozen=True)
@@ -61,13 +65,14 @@ class Recorded:
     prior: Prior
 
 
-def record(
+def store(
     *,
     session: Session,
     shop: Shop,
     customer: Customer,
     quantity: int,
     clock: Clock,
+    statement: Insert,
     unit: str | None = None,
     amount_cents: int | None = None,
     ordered_at: datetime | None = None,
@@ -78,7 +83,7 @@ def record(
     delivery_on: date | None = None,
     paid_by: str | None = None,
 ) -> Recorded:
-    """Record one order and bring the customer's summary up to date before returning.
+    """Insert one order with `statement` (from `insert_statement`); nothing else.
 
     The order is inserted at once; the returned Order is loaded in `session` (later changes
     to it are flushed as an UPDATE, like any loaded row). With it comes what the customer's
@@ -113,21 +118,7 @@ def record(
         "paid_by": paid_by,
     }
     session.flush()  # rows the order refers to (a customer just created) go first
-    row = session.execute(_INSERT, {**values, "cid": customer.id}).one()
+    row = session.execute(statement, {**values, "cid": customer.id}).one()
     order = session.get(Order, row[0])
     assert order is not None
-    prior = Prior(row[1], row[2], row[3] or 0, bool(row[4]))
-    on_order(
-        session=session, shop=shop, customer=customer, order=order, has_pending=prior.has_pending
-    )
-    refresh_summary(session=session, shop=shop, customer_id=customer.id, clock=clock)
-    return Recorded(order, prior)
-
-
-def refresh_summary(*, session: Session, shop: Shop, customer_id: int, clock: Clock) -> None:
-    """Reassess one customer in the caller's transaction (locks the row on PostgreSQL).
-
-    Inside `app.customers.risk.refreshes_deferred` (the bot handles a message in one) the
-    reassessment waits for the end of the block, so it runs once per customer.
-    """
-    request_refresh(session=session, shop=shop, customer_id=customer_id, clock=clock)
+    return Recorded(order, Prior(row[1], row[2], row[3] or 0, bool(row[4])))

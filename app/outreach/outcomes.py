@@ -453,7 +453,7 @@ def on_order(
 ) -> None:
     """A new order closes the customer's follow-up: a win-back if we had reached out.
 
-    Called by orders.service.record before it reassesses the customer, so the "outcome" event is
+    Called by flows.record_order before it reassesses the customer, so the "outcome" event is
     added without a reassessment of its own (the order's follows in the same transaction).
     `has_pending` is `followup_pending` as the caller read it in this transaction (None:
     ask here).

@@ -35,9 +35,9 @@ from app.outreach.outcomes import (
 from app.outreach.render import TIER_LABELS, render_step, script_context
 from app.outreach.service import history_for
 from app.outreach.tiers import Step
+from app.pages import link_page, link_refused
 from app.risk.assess import STAGE_LABELS, stage_on
 from app.shops.models import Shop, Staff
-from app.web.views import link_page, link_refused
 
 router = APIRouter(include_in_schema=False)
 

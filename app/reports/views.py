@@ -18,11 +18,11 @@ from fastapi.responses import HTMLResponse
 from app.db import read_session
 from app.deps import ClockDep, EngineDep, SettingsDep
 from app.outreach.links import LinkError, link_secret, read_report
+from app.pages import link_page, link_refused
 from app.reports.charts import DASHBOARD_CHARTS, ChartError, chart_png
 from app.reports.metrics import build_report
 from app.reports.wording import report_labels
 from app.shops.models import Shop
-from app.web.views import link_page, link_refused
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)

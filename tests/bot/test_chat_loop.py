@@ -8,10 +8,9 @@ from sqlalchemy import Engine, func
 from sqlmodel import select
 
 from app.bot.models import PendingQuestion
-from app.channels.models import InboxMessage
 from app.customers.models import Customer, CustomerSummary
 from app.db import read_session
-from app.events.models import Event
+from app.events.models import Event, InboxMessage
 from app.orders.models import Order
 from tests.conftest import TEST_TODAY, ChatDriver
 

@@ -13,9 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from app.channels.models import SmsMessage
 from app.channels.sms import (
-    SmsRefused,
     TencentSms,
     is_opt_out,
     send_outreach_sms,
@@ -25,6 +23,7 @@ from app.clock import FixedClock
 from app.config import Settings
 from app.customers.models import Customer
 from app.db import read_session, write_session
+from app.outreach.sms import SmsMessage, SmsRefused
 from app.shops.models import Shop
 from app.shops.service import owner_of
 from tests.channels.fake_provider import FakeProvider

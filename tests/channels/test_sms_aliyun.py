@@ -16,13 +16,11 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from app.channels.models import SmsMessage
 from app.channels.push import PushButton, PushItem, PushMessage, PushUnavailable
 from app.channels.pushers import pushers_from_settings
 from app.channels.sms import (
     AliyunSms,
     SmsPusher,
-    SmsRefused,
     acs3_authorization,
     record_reply,
     sms_client,
@@ -30,6 +28,7 @@ from app.channels.sms import (
 from app.clock import FixedClock
 from app.config import Settings
 from app.db import read_session, write_session
+from app.outreach.sms import SmsMessage, SmsRefused
 from app.shops.models import Shop
 from app.shops.service import owner_of
 from tests.channels.fake_provider import FakeProvider, Received

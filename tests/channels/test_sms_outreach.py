@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from app.bot.context import capture_side_output
-from app.channels.models import OutboxMessage, SmsMessage
+from app.channels.models import OutboxMessage
 from app.channels.outbox import OutboxPusher
 from app.channels.sms import TencentSms, record_reply
 from app.channels.sms_queue import SmsQueueSender
@@ -27,6 +27,7 @@ from app.digest.service import run_digest
 from app.events.models import Event
 from app.main import create_app
 from app.outreach.models import FollowUp
+from app.outreach.sms import SmsMessage
 from app.shops.models import Shop
 from tests.channels.fake_provider import FakeProvider
 from tests.channels.test_wecom_callback import bind

@@ -9,8 +9,8 @@ from sqlmodel import select
 
 from app.clock import FixedClock
 from app.db import read_session, write_session
+from app.flows import record_order
 from app.orders.models import Order
-from app.orders.service import record
 from tests.factories import make_customer, make_shop
 
 
@@ -18,7 +18,9 @@ def test_a_recorded_order_is_a_row_of_the_session(engine: Engine, clock: FixedCl
     shop = make_shop(engine, clock)
     wang = make_customer(engine, clock, shop, "王姐")
     with write_session(engine) as session:
-        order = record(session=session, shop=shop, customer=wang, quantity=2, clock=clock).order
+        order = record_order(
+            session=session, shop=shop, customer=wang, quantity=2, clock=clock
+        ).order
         assert inspect(order).persistent
         assert session.get(Order, order.id) is order
         assert (order.quantity, order.unit, order.source) == (2, "桶", "chat")
@@ -34,8 +36,8 @@ def test_the_second_order_reports_the_record_as_the_first_left_it(
     shop = make_shop(engine, clock)
     wang = make_customer(engine, clock, shop, "王姐")
     with write_session(engine) as session:
-        first = record(session=session, shop=shop, customer=wang, quantity=2, clock=clock)
-        second = record(session=session, shop=shop, customer=wang, quantity=1, clock=clock)
+        first = record_order(session=session, shop=shop, customer=wang, quantity=2, clock=clock)
+        second = record_order(session=session, shop=shop, customer=wang, quantity=1, clock=clock)
     assert (first.prior.order_count, first.prior.last_order_on) == (0, None)
     assert (second.prior.order_count, second.prior.last_order_on) == (1, date(2026, 6, 17))
     assert not second.prior.has_pending

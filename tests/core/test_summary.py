@@ -12,11 +12,12 @@ from sqlmodel import col, select
 
 from app.clock import FixedClock
 from app.customers.models import Customer, CustomerSummary
-from app.customers.risk import settle_refresh
+from app.customers.risk import request_refresh, settle_refresh
 from app.customers.service import due_customers
 from app.db import read_session, write_session
+from app.flows import record_order
 from app.orders.models import Order
-from app.orders.service import OrderError, record, refresh_summary
+from app.orders.service import OrderError
 from app.shops.models import Shop
 from tests.conftest import TEST_TODAY
 from tests.factories import add_orders, make_customer, make_shop
@@ -57,7 +58,7 @@ def test_a_failed_transaction_leaves_order_and_summary_untouched(
     add_orders(engine, clock, shop, wang, [TEST_TODAY - timedelta(days=30)])
     before = summary_of(engine, wang)
     with pytest.raises(RuntimeError), write_session(engine) as s:
-        record(session=s, shop=shop, customer=wang, quantity=3, clock=clock)
+        record_order(session=s, shop=shop, customer=wang, quantity=3, clock=clock)
         raise RuntimeError("connection dropped before commit")
     after = summary_of(engine, wang)
     assert after.order_count == before.order_count
@@ -88,7 +89,7 @@ def test_invalid_orders_are_refused(
     wang = make_customer(engine, clock, shop, "王姐")
     args = {"quantity": 1, **kwargs}
     with pytest.raises(OrderError, match=message), write_session(engine) as s:
-        record(session=s, shop=shop, customer=wang, clock=clock, **args)
+        record_order(session=s, shop=shop, customer=wang, clock=clock, **args)
 
 
 def test_an_order_for_another_shops_customer_is_refused(engine: Engine, clock: FixedClock) -> None:
@@ -96,7 +97,7 @@ def test_an_order_for_another_shops_customer_is_refused(engine: Engine, clock: F
     b = make_shop(engine, clock, slug="shop-b")
     theirs = make_customer(engine, clock, b, "王姐")
     with pytest.raises(OrderError, match="不属于"), write_session(engine) as s:
-        record(session=s, shop=a, customer=theirs, quantity=1, clock=clock)
+        record_order(session=s, shop=a, customer=theirs, quantity=1, clock=clock)
 
 
 def test_online_summaries_match_the_batch_load_for_every_demo_customer(
@@ -118,7 +119,7 @@ def test_online_summaries_match_the_batch_load_for_every_demo_customer(
     assert len(batch) >= 290
     with write_session(engine) as s:
         for customer_id in batch:
-            refresh_summary(session=s, shop=demo_shop, customer_id=customer_id, clock=clock)
+            request_refresh(session=s, shop=demo_shop, customer_id=customer_id, clock=clock)
     with read_session(engine) as s:
         online = {
             row.customer_id: {f: getattr(row, f) for f in fields}
@@ -182,7 +183,7 @@ def test_concurrent_orders_for_one_customer_all_count(engine: Engine, clock: Fix
                 with write_session(engine) as s:
                     customer = s.get(Customer, wang.id)
                     assert customer is not None
-                    record(
+                    record_order(
                         session=s,
                         shop=shop,
                         customer=customer,
@@ -266,7 +267,7 @@ def test_customers_without_a_summary_row_get_one_in_a_group_refresh(
 def test_record_returns_the_customers_record_from_just_before_the_order(
     engine: Engine, clock: FixedClock
 ) -> None:
-    from app.orders.service import record
+    from app.flows import record_order
     from app.outreach.models import FollowUp
 
     shop = make_shop(engine, clock)
@@ -291,20 +292,20 @@ def test_record_returns_the_customers_record_from_just_before_the_order(
             )
         )
     with write_session(engine) as s:
-        first = record(session=s, shop=shop, customer=wang, quantity=2, clock=clock)
+        first = record_order(session=s, shop=shop, customer=wang, quantity=2, clock=clock)
         assert first.prior.last_order_on == days[-1]
         assert first.prior.expected_interval_days == usual
         assert first.prior.order_count == 3 and first.prior.has_pending
         # That order closed the follow-up it reported: the next order finds none pending.
         settle_refresh(session=s, customer_id=wang.id or 0)
-        again = record(session=s, shop=shop, customer=wang, quantity=1, clock=clock)
+        again = record_order(session=s, shop=shop, customer=wang, quantity=1, clock=clock)
         assert again.prior.last_order_on == TEST_TODAY and again.prior.order_count == 4
         assert not again.prior.has_pending
         # A customer without a summary row yet: nothing before, and the order still lands.
         gone = s.get(CustomerSummary, li.id)
         s.delete(gone)
         s.flush()
-        fresh = record(session=s, shop=shop, customer=li, quantity=1, clock=clock)
+        fresh = record_order(session=s, shop=shop, customer=li, quantity=1, clock=clock)
         assert (fresh.prior.last_order_on, fresh.prior.order_count) == (None, 0)
         assert fresh.prior.expected_interval_days is None and not fresh.prior.has_pending
     with read_session(engine) as s:

@@ -11,13 +11,12 @@ from openpyxl import load_workbook
 from sqlalchemy import Engine, func
 from sqlmodel import col, select
 
-from app.channels.models import InboxMessage
 from app.clock import FixedClock
 from app.customers.models import Customer, CustomerSummary
 from app.dataio.exports import WORKBOOK_NAME, ExportResult, export_shop, neutralise
 from app.dataio.privacy import forget_customer
 from app.db import read_session, write_session
-from app.events.models import Event
+from app.events.models import Event, InboxMessage
 from app.events.service import log_event
 from app.orders.models import Order
 from app.shops.models import Shop

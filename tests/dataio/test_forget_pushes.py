@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from app.bot.models import PendingQuestion
-from app.channels.models import OutboxMessage, SmsMessage
+from app.channels.models import OutboxMessage
 from app.channels.outbox import OutboxPusher
 from app.clock import FixedClock, local_today
 from app.config import Settings
@@ -17,6 +17,7 @@ from app.dataio.privacy import forget_customer
 from app.db import read_session, write_session
 from app.digest.models import DigestDelivery
 from app.digest.service import run_digest
+from app.outreach.sms import SmsMessage
 from app.shops.models import Shop
 from tests.conftest import TEST_TODAY
 from tests.factories import add_orders, make_customer, make_shop

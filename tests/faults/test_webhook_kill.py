@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from app.channels.models import InboxMessage
 from app.clock import FixedClock, clock_for
 from app.db import read_session, write_session
+from app.events.models import InboxMessage
 from app.orders.models import Order
 from app.shops.models import Shop, StaffIdentity
 from app.shops.service import owner_of

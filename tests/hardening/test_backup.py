@@ -20,8 +20,8 @@ from app.clock import FixedClock
 from app.config import Settings
 from app.customers.models import Customer
 from app.db import make_engine, write_session
+from app.flows import record_order
 from app.ops.backup import BackupError, backup_database, count_rows, pg_tool, restore_database
-from app.orders.service import record
 from app.shops.models import Shop
 from tests.conftest import PG_URL, ChatDriver, missing_tool
 from tests.hardening.conftest import table_rows
@@ -29,7 +29,7 @@ from tests.hardening.conftest import table_rows
 runner = CliRunner()
 
 # Per customer, the summary's total quantity equals the sum over its orders: both are
-# written in the same transaction (app/orders/service.record), so a copy that is not
+# written in the same transaction (app/flows.record_order), so a copy that is not
 # one moment of the database breaks this.
 INVARIANT_BROKEN = text(
     """
@@ -62,7 +62,7 @@ class OrderWriter(threading.Thread):
                     customer = session.get(Customer, rng.choice(self.customer_ids))
                     assert shop is not None and customer is not None
                     quantity = rng.randint(1, 3)
-                    record(session=session, shop=shop, customer=customer,
+                    record_order(session=session, shop=shop, customer=customer,
                                  quantity=quantity, clock=self.clock, source="api")  # fmt: skip
                 self.written += 1
                 if self.written >= 3:

@@ -28,7 +28,7 @@ from app.clock import FixedClock
 from app.config import Settings
 from app.customers.models import Customer
 from app.db import write_session
-from app.orders.service import record
+from app.flows import record_order
 from app.outreach.models import FollowUp
 from app.outreach.outcomes import record_outcome
 from app.outreach.tiers import TEMPLATES
@@ -140,7 +140,7 @@ def scenario(engine: Engine, settings: Settings, clock: FixedClock) -> Scenario:
         fresh_shop = session.get(Shop, shop.id)
         c4 = session.get(Customer, people["C4"].id)
         assert fresh_shop is not None and c4 is not None
-        record(
+        record_order(
             session=session,
             shop=fresh_shop,
             customer=c4,

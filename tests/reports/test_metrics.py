@@ -145,14 +145,14 @@ def test_money_cost_revenue_and_clv(scenario: Scenario) -> None:
 
 
 def test_revenue_counts_90_days_from_the_first_order_back(scenario: Scenario) -> None:
-    from app.orders.service import record
+    from app.flows import record_order
 
     c4 = scenario.customers["C4"]
     with write_session(scenario.engine) as session:
         shop = session.get(Shop, scenario.shop.id)
         customer = session.get(Customer, c4.id)
         assert shop is not None and customer is not None
-        record(
+        record_order(
             session=session,
             shop=shop,
             customer=customer,

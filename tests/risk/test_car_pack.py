@@ -15,7 +15,7 @@ from app.config import Settings
 from app.customers.models import Customer, CustomerSummary
 from app.customers.risk import rescore_shop, risk_config
 from app.db import read_session, write_session
-from app.orders.service import record
+from app.flows import record_order
 from app.outreach.service import plan_day
 from app.risk.config import RiskConfig
 from app.shops.models import Shop
@@ -37,7 +37,7 @@ def services(
     with write_session(engine) as session:
         for k in reversed(range(count)):
             day = last - timedelta(days=CYCLE * k)
-            record(
+            record_order(
                 session=session, shop=shop, customer=customer, quantity=1, clock=clock,
                 amount_cents=amount_yuan * 100, ordered_at=datetime.combine(day, time(10), tz),
                 source="api",

@@ -20,10 +20,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from sqlmodel import col
 
-from app.channels.models import InboxMessage
 from app.clock import FixedClock
 from app.config import Settings
 from app.db import read_session, write_session
+from app.events.models import InboxMessage
 from app.main import create_app
 from app.orders.models import Order
 from app.outreach.links import link_secret, signin_token
