@@ -151,21 +151,18 @@ def chat(
     upgrade(engine)
 
     def say(text: str) -> None:
-        from app.bot.context import capture_side_output
-
-        with capture_side_output(settings) as side:
-            result = deliver_as_owner(
-                engine=engine,
-                settings=settings,
-                clock=clock,
-                shop_ref=shop,
-                channel="console",
-                text=text,
-            )
+        result = deliver_as_owner(
+            engine=engine,
+            settings=settings,
+            clock=clock,
+            shop_ref=shop,
+            channel="console",
+            text=text,
+        )
         for reply in result.replies:
             typer.echo(reply)
             typer.echo("")
-        for image in side.images:  # a report chart: saved as a file, its path printed
+        for image in result.images:  # a report chart: saved as a file, its path printed
             from app.reports.charts import ChartError
 
             try:

@@ -1,4 +1,4 @@
-"""Parse + reply time for typical owner messages (target: < 5 ms each). Not a timed test.
+"""Where a message's time goes: parse and handle for typical owner messages. Not a timed test.
 
 Loads the demo shop into a throwaway SQLite file, then for each message measures, N times:
 - baseline: the bare normalize() call (the floor any message pays), and an echo handler:
@@ -7,24 +7,16 @@ Loads the demo shop into a throwaway SQLite file, then for each message measures
 - parse: parse() alone (pure, no database);
 - handle: the handle() call itself (parse, handler, every read and write, every render),
   on the demo shop, in a write transaction rolled back afterwards so every run sees the
-  same data. The context is built as the server builds it (app/channels/inbox.context_for:
-  shop, staff and whether a question waits, in one read) inside a transaction already
-  begun, as the inbox claim leaves it; that harness (session, BEGIN, the context read,
-  rollback, close) is timed apart and printed on the last line, not in the figures.
+  same data. The context (shop and staff read, as app/channels/inbox.handle builds it)
+  is made inside a transaction already begun, as the inbox claim leaves it; that harness
+  (session, BEGIN, the context read, rollback, close) is timed apart and printed on the
+  last line, not in the figures.
 
     .venv/bin/python -m benchmarks.parse_bench [runs]
 
-The verdict is the line "handle, each message (mean)". Repeat: this 2-core VM's speed
-drifts by up to x1.7 within the hour, and CPU time rises by up to half while another
-process is busy. The figures of 2026-11-23 (docs/channels.md) were measured with a statement
-layer that ran prebuilt statements straight on the driver's cursor and made session objects
-from Core rows; it was removed (issue 18) for plain SQLAlchemy (Session.execute of the
-module-level statements, ORM loads and flushes), and they have not been measured again
-since. What the handlers still do for speed: an order INSERT whose RETURNING also gives the
-customer's record before it, the exact-name read carrying the shop's match tag, one read
-and one UPDATE for all the customers a message touched, one read for a card's tickets,
-deposits and complaints, and a 本月统计 that computes only what its text shows
-(docs/reports.md).
+A diagnostic, with no target of its own: the per-message < 5 ms target was retired (issue
+18) for what users see, the webhook reply p99 under load (benchmarks.webhook_latency and
+benchmarks.load). Repeat runs: this 2-core VM's speed drifts by up to x1.7 within the hour.
 """
 
 from __future__ import annotations
@@ -44,14 +36,13 @@ from app.bot import pending
 from app.bot.context import BotContext
 from app.bot.core import handle, vocabulary
 from app.bot.parse import normalize, parse
-from app.channels.inbox import Delivery, context_for
 from app.clock import FixedClock, local_today
 from app.config import PROJECT_ROOT
 from app.db import WRITE_OPTION, make_engine, upgrade, with_option
 from app.demo.load import load_demo
+from app.shops.models import Shop, Staff
 from app.shops.service import owner_of
 
-TARGET_MS = 5.0
 TYPICAL = [
     "王姐 2桶",
     "王姐两桶",
@@ -132,15 +123,14 @@ def main(runs: int = 50) -> None:
         writing = with_option(engine, WRITE_OPTION)
 
         def begun(session: Session, message: str) -> BotContext:
-            """The context as the server builds it for a message, in a write transaction the
-            inbox claim has begun (app/channels/inbox.deliver): shop, staff and whether a
-            question waits come from one read."""
+            """The context for a message, in a write transaction the inbox claim has begun."""
             session.connection()
-            assert shop.id is not None and owner.id is not None
-            delivery = Delivery(shop.id, owner.id, "bench", "bench-1", "bench", message)
-            return context_for(
-                session, delivery, clock=clock, templates_dir=templates, pending_ttl_seconds=600
-            )
+            here, person = session.get(Shop, shop.id), session.get(Staff, owner.id)
+            assert here is not None and person is not None
+            return BotContext(
+                session=session, shop=here, staff=person, sender_key="bench",
+                clock=clock, templates_dir=templates, question_waiting=False,
+            )  # fmt: skip
 
         def run_handle(message: str, timing: Callable[[Callable[[], object]], None]) -> None:
             with Session(writing) as session:
@@ -195,22 +185,13 @@ def main(runs: int = 50) -> None:
         ]
         print(f"{'ALL':<26}" + "".join(f"{c:>22}" for c in cells))
         parse_mean, handle_mean = _stats(all_parse)[0], _stats(all_handle)[0]
+        print(f"parse alone, mean over all: {parse_mean:.3f} ms")
         print(
-            f"parse alone, mean over all: {parse_mean:.3f} ms "
-            f"({'OK' if parse_mean < 5 else 'MISSED'} vs 5 ms)"
-        )
-        print(
-            f"handle, mean over all: {handle_mean:.3f} ms "
-            f"({'OK' if handle_mean < 5 else 'MISSED'} vs 5 ms); "
+            f"handle, mean over all: {handle_mean:.3f} ms; "
             f"minus the echo floor: {handle_mean - _stats(echo)[0]:.3f} ms"
         )
-        over = {m: t for m, t in per_message.items() if t >= TARGET_MS}
         slowest = max(per_message, key=per_message.__getitem__)
-        print(
-            f"handle, each message (mean): {len(per_message) - len(over)}/{len(per_message)} "
-            f"under {TARGET_MS:.0f} ms; slowest {slowest} {per_message[slowest]:.3f} ms"
-            + (f"; over: {', '.join(over)}" if over else "")
-        )
+        print(f"handle, slowest message (mean): {slowest} {per_message[slowest]:.3f} ms")
         cpu_mean, cpu_p50, _ = _stats(all_handle_cpu)
         print(f"handle, CPU time of this thread only: mean {cpu_mean:.3f} ms, p50 {cpu_p50:.3f} ms")
         harness = _stats(_HARNESS[-len(all_handle) :])

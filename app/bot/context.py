@@ -4,8 +4,8 @@ Besides its list of reply texts a handler can attach images (a report chart) wit
 `ctx.attach_image`. They are collected on `ctx.images`; a channel that can send pictures
 reads them after `handle()` returns (the image is rendered on first read of `.png`, so the
 drawing happens after the message's transaction, not while it holds the write lock).
-The local channels (web chat, console) go through app.channels.inbox, which returns only
-texts, so they wrap the delivery in `capture_side_output()` to receive the images too.
+app.channels.inbox returns them with the replies; `capture_side_output()` collects them
+(and lends settings) around code that calls `handle()` without the inbox, such as tests.
 """
 
 from __future__ import annotations

@@ -37,19 +37,3 @@ def handle(ctx: BotContext, message: str) -> list[str]:
         # Every write can be taken back; say so once, under the last confirmation.
         replies[-1] = f"{replies[-1]}\n{ctx.render('undo_hint')}"
     return replies
-
-
-def answer_without_writes(ctx: BotContext, message: str) -> list[str] | None:
-    """The replies to a read-only command, or None when the message needs `handle`.
-
-    Read-only means registered with writes=False and no question of the sender's waiting
-    (handle would clear it). The caller runs this in a read transaction; `handle` remains
-    the one path for anything that writes.
-    """
-    intent = parse(message, vocab=vocabulary_for(ctx), today=ctx.today)
-    command = registry.get(intent.kind)
-    if command is None or command.writes or intent.kind in _ANSWERS:
-        return None
-    if pending.waiting(ctx):  # handle would clear it: not read-only after all
-        return None
-    return command.handler(ctx, intent)

@@ -32,9 +32,6 @@ class Command:
     reader: str = "text"
     # Listed in 帮助 (internal intents such as "empty" are not).
     listed: bool = True
-    # False for commands that only read (跟进名单, 统计, 帮助): channels may answer them in a
-    # read transaction (app/channels/inbox.py), with a guard that falls back on any write.
-    writes: bool = True
 
 
 class Registry:
@@ -54,7 +51,6 @@ class Registry:
         verbs: tuple[str, ...] = (),
         reader: str = "text",
         listed: bool = True,
-        writes: bool = True,
     ) -> Callable[[Handler], Handler]:
         """Register the decorated function as the handler of command `name`."""
 
@@ -75,7 +71,6 @@ class Registry:
                 verbs=verbs,
                 reader=reader,
                 listed=listed,
-                writes=writes,
             )
             return handler
 

@@ -16,7 +16,6 @@ from app.shops.websessions import end_sessions
     summary="在手机或电脑浏览器上用网页版(发一次性登录链接)",
     example="登录网页版",
     phrases=("登录网页版", "网页版登录", "网页版", "登录网页", "电脑版", "登录电脑版"),
-    writes=False,
 )
 def web_signin(ctx: BotContext, intent: Intent) -> list[str]:
     settings = ctx.service_settings()

@@ -16,10 +16,9 @@ from sqlalchemy import Connection, Engine, bindparam, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from app.channels.callback import act_once
-from app.channels.models import InboxMessage
 from app.clock import Clock
 from app.db import read_session
+from app.events.models import InboxMessage
 from app.shops.models import Shop, StaffIdentity
 from app.shops.service import consume_binding_code, owner_of
 from app.templating import render_message
@@ -138,47 +137,35 @@ def _bind(
     return [channel_message(templates_dir, "bind_failed")]
 
 
-def answer_stranger(
+def answer_binding(
+    session: Session,
     *,
-    engine: Engine,
-    clock: Clock,
-    templates_dir: Path,
+    bound: BoundSender | None,
     channel: str,
     external_id: str,
-    message_key: str,
-    text: str | None,
+    text: str,
+    clock: Clock,
+    templates_dir: Path,
 ) -> list[str]:
-    """Bind on `绑定 123456`; anything else from an unbound sender gets the guide."""
-    match = BIND_COMMAND.match(text or "")
+    """Bind a stranger on `绑定 123456`; anything else from a stranger gets the guide.
 
-    def action(session: Session, _inbox_id: int) -> list[str]:
-        if match is None:
-            return [channel_message(templates_dir, "bind_guide")]
-        bound = session.exec(
-            select(StaffIdentity).where(
-                StaffIdentity.channel == channel, StaffIdentity.external_id == external_id
-            )
-        ).first()
-        if bound is not None:  # bound meanwhile (a concurrent delivery): say so, change nothing
-            shop = session.get(Shop, bound.shop_id)
-            assert shop is not None
-            return [channel_message(templates_dir, "already_bound", shop=shop, shop_name=shop.name)]
-        return _bind(
-            session,
-            channel=channel,
-            external_id=external_id,
-            code=match.group(1),
-            clock=clock,
-            templates_dir=templates_dir,
-        )
-
-    return act_once(
-        engine=engine,
-        clock=clock,
+    Staff who send a code are told they are bound already, and nothing changes.
+    """
+    match = BIND_COMMAND.match(text)
+    if match is None and bound is None:
+        return [channel_message(templates_dir, "bind_guide")]
+    if bound is None:  # bound meanwhile by a concurrent delivery of another message?
+        bound = find_sender_in(session, channel=channel, external_id=external_id)
+    if bound is not None:
+        shop = session.get(Shop, bound.shop_id)
+        assert shop is not None
+        return [channel_message(templates_dir, "already_bound", shop=shop, shop_name=shop.name)]
+    assert match is not None
+    return _bind(
+        session,
         channel=channel,
-        external_id=message_key,
-        sender=f"{channel}:{external_id}",
-        body=(text or "")[:200],
-        shop_id=None,
-        action=action,
+        external_id=external_id,
+        code=match.group(1),
+        clock=clock,
+        templates_dir=templates_dir,
     )

@@ -8,39 +8,20 @@ defusedxml first, because wechatpy's parser (xmltodict/expat) expands internal e
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hmac
-import logging
 import secrets
-import threading
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
 from functools import lru_cache
-from typing import Any
 from xml.etree.ElementTree import Element
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 from fastapi import HTTPException, Request
-from sqlalchemy import Engine, select
-from sqlmodel import Session
 from wechatpy.crypto import PrpCrypto
 from wechatpy.utils import WeChatSigner
 
-from app.channels.models import InboxMessage
 from app.clock import Clock
-from app.db import insert_for, write_session
-
-log = logging.getLogger(__name__)
-
-
-@lru_cache(maxsize=4)
-def bot_pool(threads: int) -> ThreadPoolExecutor:
-    """The threads the bot runs on (not the event loop), so a slow reply can outlive the request."""
-    return ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="huitou-channel")
 
 
 class Rejected(HTTPException):
@@ -173,141 +154,3 @@ def message_key(fields: dict[str, str]) -> str:
     parts = [fields.get("FromUserName", ""), fields.get("CreateTime", "")]
     parts += [fields.get(k, "") for k in ("Event", "EventKey", "TaskId", "ChangeType")]
     return ":".join(p for p in parts if p)[:160]
-
-
-def claim_row(
-    session: Session,
-    *,
-    channel: str,
-    external_id: str,
-    shop_id: int | None,
-    sender: str,
-    body: str,
-    now: datetime,
-) -> InboxMessage:
-    """The inbox row of (channel, external_id), inserted if new, locked until the caller's
-    transaction ends: a second delivery of the message waits here for the first to finish.
-    The caller checks the row's sender (another sender's id must not be replayed)."""
-    dialect = session.get_bind().dialect.name
-    session.execute(
-        insert_for(dialect)(InboxMessage)
-        .values(
-            shop_id=shop_id,
-            channel=channel,
-            external_id=external_id,
-            sender=sender,
-            body=body[:4000],
-            received_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["channel", "external_id"])
-    )
-    return session.execute(
-        select(InboxMessage)
-        .where(
-            InboxMessage.channel == channel,  # type: ignore[arg-type]
-            InboxMessage.external_id == external_id,  # type: ignore[arg-type]
-        )
-        .with_for_update()
-    ).scalar_one()
-
-
-def act_once(
-    *,
-    engine: Engine,
-    clock: Clock,
-    channel: str,
-    external_id: str,
-    sender: str,
-    body: str,
-    shop_id: int | None,
-    action: Callable[[Any, int], list[str]],
-) -> list[str]:
-    """Run `action(session, inbox_id)` once per (channel, external_id); repeats get its replies.
-
-    For what does not go through the bot (binding, taps, contact events). The inbox row and
-    the action's writes commit together, like app.channels.inbox.deliver.
-    """
-    with write_session(engine) as session:
-        row = claim_row(
-            session, channel=channel, external_id=external_id, shop_id=shop_id,
-            sender=sender, body=body, now=clock.now(),
-        )  # fmt: skip
-        if row.sender != sender:
-            raise Rejected(409)
-        if row.handled_at is not None:
-            return list(row.replies or [])
-        assert row.id is not None
-        replies = action(session, row.id)
-        row.replies = replies
-        row.handled_at = clock.now()
-        session.add(row)
-        return replies
-
-
-@dataclass
-class _Flight:
-    future: Future[list[str]]
-    answered: bool = False  # some delivery of this message got the replies passively
-
-
-_IN_FLIGHT: dict[str, _Flight] = {}
-_IN_FLIGHT_LOCK = threading.Lock()
-
-
-async def within_budget(
-    key: str,
-    work: Callable[[], list[str]],
-    budget_seconds: float,
-    late: Callable[[list[str]], None],
-    threads: int = 4,
-) -> list[str] | None:
-    """Run `work` in the channel pool; its replies if done within the budget, else None.
-
-    When the budget runs out the work goes on, and `late` receives its replies (to send
-    them through the provider's API) once it finishes, unless a redelivery of the same
-    message (same `key`) was answered with them meanwhile. A redelivery while the first is
-    still running waits on the same work instead of starting it again.
-    """
-    with _IN_FLIGHT_LOCK:
-        flight = _IN_FLIGHT.get(key)
-        first = flight is None
-        if flight is None:
-            flight = _Flight(bot_pool(threads).submit(work))
-            _IN_FLIGHT[key] = flight
-    current = flight
-
-    def _finish(done: Future[list[str]]) -> None:
-        with _IN_FLIGHT_LOCK:
-            _IN_FLIGHT.pop(key, None)
-            answered = current.answered
-        if done.exception() is not None:
-            log.error("channel message %s failed", key, exc_info=done.exception())
-        elif not answered and done.result():
-            _safely(late, done.result())
-
-    # asyncio.wait neither cancels the work nor raises: only a work still running means the
-    # budget ran out; a TimeoutError the work raised itself is the work's failure, not ours.
-    waiter = asyncio.wrap_future(current.future)
-    done, _running = await asyncio.wait({waiter}, timeout=budget_seconds)
-    if not done:
-        if first:
-            current.future.add_done_callback(_finish)
-        return None
-    with _IN_FLIGHT_LOCK:
-        current.answered = True
-        if first and _IN_FLIGHT.get(key) is current:
-            _IN_FLIGHT.pop(key, None)  # ended, even by failing: a redelivery runs it afresh
-    return waiter.result()
-
-
-def in_flight(key: str) -> bool:
-    """Whether a message (by its `within_budget` key) is being handled in this process now."""
-    with _IN_FLIGHT_LOCK:
-        return key in _IN_FLIGHT
-
-
-def _safely(late: Callable[[list[str]], None], replies: list[str]) -> None:
-    try:
-        late(replies)
-    except Exception:
-        log.exception("sending a late reply failed")

@@ -35,7 +35,7 @@ from app.bot import pending
 from app.bot.context import BotContext
 from app.bot.models import PendingQuestion
 from app.channels.binding import channel_message, find_sender
-from app.channels.callback import act_once
+from app.channels.inbox import Inbound, act_once
 from app.channels.push import PushError
 from app.clock import Clock
 from app.customers.models import Customer
@@ -338,16 +338,16 @@ def contact_changed(
             )
         ]
 
-    replies = act_once(
+    handled = act_once(
         engine=engine,
         clock=clock,
-        channel=CHANNEL,
-        external_id=message_key,
-        sender=sender,
-        body=f"{change_type} {external_userid}"[:200],
+        inbound=Inbound(
+            CHANNEL, staff_userid, message_key, f"{change_type} {external_userid}"[:200]
+        ),
         shop_id=bound.shop_id,
         action=settle,
     )
+    replies = handled.replies
     if fresh and replies:
         try:
             api.send_text(staff_userid, "\n\n".join(replies))

@@ -1,61 +1,75 @@
-"""Every inbound message passes through here: stored once, acted on once, answered the same.
+"""The one road every inbound message takes: claimed once, handled once, answered the same.
 
-The inbox row, the bot's writes and the stored replies commit in one transaction, so a
-message is either fully handled or not at all; a redelivery of a handled message gets the
-stored replies back and changes nothing.
+`handle(inbound)` opens one write transaction, finds who is writing, claims the inbox row
+of (channel, message_key) — unique, and locked until the transaction ends, so a
+concurrent redelivery waits here and then reads the stored replies — runs the bot once
+(binding or the guide for a stranger), and stores the replies on the row. The row, the
+bot's writes and the replies commit together: a message is handled fully or not at all,
+and a redelivery of a handled message gets its replies back and changes nothing.
 
-Commands registered as read-only (跟进名单, 统计, 帮助) take a cheaper road (`answer`,
-`answer_from`): the reply is computed in a read transaction (a guard turns any attempted
-write into a fall back to `deliver`), and the inbox row with its replies is committed by
-`InboxRecorder`, which writes the rows of all concurrent requests in one transaction. The
-unique (channel, external_id) still decides: when two deliveries of one message race, the
-row committed first wins and both get its replies. docs/channels.md has the figures.
+What does not go through the bot (a tap, a contact event) takes the same claim through
+`act_once`. The reply budget and the spool (database down) wrap `handle` from outside
+(app/channels/reply.py); the provider modules only verify, decrypt, build an `Inbound`
+and format the reply.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
-import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
-from typing import Any
 
-from sqlalchemy import Engine, Insert, bindparam, event, exists, select
+from sqlalchemy import Engine, bindparam, exists, select
 from sqlmodel import Session, col
 
-from app.bot.context import BotContext
-from app.bot.core import answer_without_writes, handle
+from app.bot import core as bot
+from app.bot.context import BotContext, ChatImage
 from app.bot.models import PendingQuestion
-from app.channels.binding import find_sender_in
-from app.channels.callback import claim_row
-from app.channels.models import InboxMessage
+from app.channels.binding import BIND_COMMAND, BoundSender, answer_binding, find_sender_in
 from app.clock import Clock
-from app.db import insert_for, with_option, write_connection, write_session
+from app.config import Settings
+from app.db import insert_for, write_session
+from app.events.models import InboxMessage
 from app.shops.models import Shop, Staff
 
-log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class Inbound:
+    """One verified message as a channel hands it over."""
+
+    channel: str  # "wecom" | "wechat" | "web" | "console"
+    sender_id: str  # WeCom userid, OA OpenID; a local channel's whole sender key
+    message_key: str  # the provider's retry key (MsgId…); unique per channel
+    text: str  # what the owner wrote (for a tap or an event: what the inbox stores)
+    # Who is writing, when the channel has established it itself (web chat, console);
+    # None: looked up from the channel identity the owner bound with `绑定`.
+    staff: BoundSender | None = None
+
+    def __post_init__(self) -> None:
+        # A NUL cannot be stored in PostgreSQL text, and no owner means one (XML cannot
+        # carry it; a web client can): dropped before anything reads the text.
+        if "\x00" in self.text:
+            object.__setattr__(self, "text", self.text.replace("\x00", ""))
+
+    @property
+    def sender_key(self) -> str:
+        """The sender as the inbox and pending questions know them, e.g. "wecom:LaoBan"."""
+        return self.sender_id if self.staff is not None else f"{self.channel}:{self.sender_id}"
 
 
 @dataclass(frozen=True)
-class Delivery:
-    """One inbound message as a channel adapter hands it over."""
+class Handled:
+    """What handling a message gave, or what its first handling gave (a redelivery)."""
 
-    shop_id: int
-    staff_id: int
-    channel: str
-    external_id: str  # unique per channel: WeChat MsgId, a web client's message id
-    sender_key: str
-    text: str
-
-
-@dataclass(frozen=True)
-class DeliveryResult:
     replies: list[str]
-    duplicate: bool  # True when this delivery was a repeat of a handled message
+    fresh: bool  # False: a redelivery of a handled message; the replies are the stored ones
+    # Pictures (report charts) to send after the replies; drawn lazily, after the commit.
+    images: list[ChatImage] = field(default_factory=list)
+
+
+class MessageIdTaken(PermissionError):
+    """The message id was already used by another sender: never replay their replies."""
 
 
 # SQLite lets one writer in at a time and a waiting writer polls with growing sleeps (up to
@@ -70,57 +84,99 @@ def writer_lock(engine: Engine) -> AbstractContextManager[object]:
     return _SQLITE_WRITES if engine.dialect.name == "sqlite" else nullcontext()
 
 
-def answer(
+def handle(*, engine: Engine, settings: Settings, clock: Clock, inbound: Inbound) -> Handled:
+    """Handle `inbound` once: the bot's replies for staff, binding or the guide for others."""
+    with _claimed(engine, clock, inbound, find=True) as (session, row, bound):
+        if row.handled_at is not None:
+            return Handled(list(row.replies or []), fresh=False)
+        assert row.id is not None
+        if bound is None or BIND_COMMAND.match(inbound.text):
+            ctx = None
+            replies = answer_binding(
+                session, bound=bound, channel=inbound.channel, external_id=inbound.sender_id,
+                text=inbound.text, clock=clock, templates_dir=settings.templates_dir,
+            )  # fmt: skip
+        else:
+            ctx = _context(session, bound, inbound, settings, clock, inbox_id=row.id)
+            replies = bot.handle(ctx, inbound.text)
+        _settle(row, replies, clock)
+    return Handled(replies, fresh=True, images=ctx.images if ctx else [])
+
+
+def act_once(
     *,
     engine: Engine,
-    delivery: Delivery,
     clock: Clock,
-    templates_dir: Path,
-    pending_ttl_seconds: int = 600,
-) -> DeliveryResult:
-    """Like `deliver`, but a read-only command is answered without a write transaction."""
-    with _reading(engine) as session:
-        outcome = _reply_reading(session, delivery, clock, templates_dir, pending_ttl_seconds)
-    return _settle(engine, delivery, outcome, clock, templates_dir, pending_ttl_seconds)
+    inbound: Inbound,
+    shop_id: int | None,
+    action: Callable[[Session, int], list[str]],
+) -> Handled:
+    """Run `action(session, inbox_id)` once per message; a redelivery gets its replies.
 
-
-def answer_from(
-    *,
-    engine: Engine,
-    channel: str,
-    sender_id: str,
-    sender_key: str,
-    external_id: str,
-    text: str,
-    clock: Clock,
-    templates_dir: Path,
-    pending_ttl_seconds: int = 600,
-) -> DeliveryResult | None:
-    """`answer` for a channel identity; None when it is bound to no staff member.
-
-    Who the sender is and the read-only answer come from one read transaction (one
-    connection checkout: on PostgreSQL each checkout is a round trip more).
+    For what does not go through the bot (taps, contact events, the guide); the row and
+    the action's writes commit together, as in `handle`.
     """
-    with _reading(engine) as session:
-        bound = find_sender_in(session, channel=channel, external_id=sender_id)
-        if bound is None:
-            return None
-        delivery = Delivery(
-            shop_id=bound.shop_id,
-            staff_id=bound.staff_id,
-            channel=channel,
-            external_id=external_id,
-            sender_key=sender_key,
-            text=text,
-        )
-        outcome = _reply_reading(session, delivery, clock, templates_dir, pending_ttl_seconds)
-    return _settle(engine, delivery, outcome, clock, templates_dir, pending_ttl_seconds)
+    with _claimed(engine, clock, inbound, shop_id=shop_id) as (session, row, _):
+        if row.handled_at is not None:
+            return Handled(list(row.replies or []), fresh=False)
+        assert row.id is not None
+        replies = action(session, row.id)
+        _settle(row, replies, clock)
+    return Handled(replies, fresh=True)
+
+
+@contextmanager
+def _claimed(
+    engine: Engine, clock: Clock, inbound: Inbound, *, find: bool = False,
+    shop_id: int | None = None,
+) -> Iterator[tuple[Session, InboxMessage, BoundSender | None]]:  # fmt: skip
+    """A write transaction holding the message's inbox row (inserted if new, locked).
+
+    With `find`, the sender is looked up first and the row carries their shop.
+    """
+    with writer_lock(engine), write_session(engine) as session:
+        bound = inbound.staff
+        if find and bound is None:
+            bound = find_sender_in(session, channel=inbound.channel, external_id=inbound.sender_id)
+        if find:
+            shop_id = bound.shop_id if bound else None
+        session.execute(
+            insert_for(engine.dialect.name)(InboxMessage)
+            .values(
+                shop_id=shop_id, channel=inbound.channel, external_id=inbound.message_key,
+                sender=inbound.sender_key, body=inbound.text[:4000], received_at=clock.now(),
+            )
+            .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+        )  # fmt: skip
+        row = session.execute(_ROW, _row_key(inbound)).scalar_one()
+        if row.sender != inbound.sender_key or row.shop_id != shop_id:
+            raise MessageIdTaken("message id already used by another sender")
+        yield session, row, bound
+
+
+# Built once (every message runs them).
+_ROW = (
+    select(InboxMessage)
+    .where(
+        col(InboxMessage.channel) == bindparam("channel"),
+        col(InboxMessage.external_id) == bindparam("external_id"),
+    )
+    .with_for_update()
+)
+
+
+def _row_key(inbound: Inbound) -> dict[str, str]:
+    return {"channel": inbound.channel, "external_id": inbound.message_key}
+
+
+def _settle(row: InboxMessage, replies: list[str], clock: Clock) -> None:
+    row.replies = replies
+    row.handled_at = clock.now()
 
 
 _QUESTIONS = PendingQuestion.__table__  # type: ignore[attr-defined]
-# Built once: the shop and the member of staff as session objects, with whether the sender
-# has a question stored, in one read (most messages then skip pending's DELETE in handle,
-# or its probe on the read road).
+# The shop and the member of staff, with whether the sender has a question stored (most
+# messages then skip pending's DELETE in bot.handle), in one read.
 _SHOP_AND_STAFF = select(
     Shop,
     Staff,
@@ -134,19 +190,19 @@ _SHOP_AND_STAFF = select(
 )
 
 
-def context_for(
+def _context(
     session: Session,
-    delivery: Delivery,
-    *,
+    bound: BoundSender,
+    inbound: Inbound,
+    settings: Settings,
     clock: Clock,
-    templates_dir: Path,
-    pending_ttl_seconds: int,
-    inbox_id: int | None = None,
+    *,
+    inbox_id: int,
 ) -> BotContext:
-    """The bot's context for a delivery; PermissionError unless the sender is the shop's staff."""
+    """The bot's context; PermissionError unless the sender is staff of the shop."""
     found = session.execute(
         _SHOP_AND_STAFF,
-        {"shop": delivery.shop_id, "staff": delivery.staff_id, "sender": delivery.sender_key},
+        {"shop": bound.shop_id, "staff": bound.staff_id, "sender": inbound.sender_key},
     ).first()
     if found is None:
         raise PermissionError("sender is not staff of this shop")
@@ -155,282 +211,11 @@ def context_for(
         session=session,
         shop=shop,
         staff=staff,
-        sender_key=delivery.sender_key,
+        sender_key=inbound.sender_key,
         clock=clock,
-        templates_dir=templates_dir,
-        pending_ttl_seconds=pending_ttl_seconds,
+        templates_dir=settings.templates_dir,
+        pending_ttl_seconds=settings.pending_ttl_seconds,
         inbox_id=inbox_id,
+        settings=settings,
         question_waiting=bool(question_waiting),
     )
-
-
-def deliver(
-    *,
-    engine: Engine,
-    delivery: Delivery,
-    clock: Clock,
-    templates_dir: Path,
-    pending_ttl_seconds: int = 600,
-) -> DeliveryResult:
-    """Store the message if new, let the bot handle it, and return the replies."""
-    with write_session(engine) as session:
-        row = claim_row(
-            session, channel=delivery.channel, external_id=delivery.external_id,
-            shop_id=delivery.shop_id, sender=delivery.sender_key, body=delivery.text,
-            now=clock.now(),
-        )  # fmt: skip
-        if row.shop_id != delivery.shop_id or row.sender != delivery.sender_key:
-            # Same id from someone else: never reveal or replay another sender's replies.
-            raise PermissionError("message id already used by another sender")
-        if row.handled_at is not None:
-            return DeliveryResult(replies=list(row.replies or []), duplicate=True)
-        ctx = context_for(
-            session, delivery, clock=clock, templates_dir=templates_dir,
-            pending_ttl_seconds=pending_ttl_seconds, inbox_id=row.id,
-        )  # fmt: skip
-        replies = handle(ctx, delivery.text)
-        row.replies = replies
-        row.handled_at = clock.now()
-        session.add(row)
-        return DeliveryResult(replies=replies, duplicate=False)
-
-
-# --- the read-only road ---------------------------------------------------------------------
-
-_READ_ONLY = "huitou_read_only"
-_WRITE_VERBS = frozenset(
-    {"INSERT", "UPDATE", "DELETE", "REPLACE", "MERGE", "CREATE", "DROP", "ALTER"}
-)
-_GUARDED: weakref.WeakSet[Engine] = weakref.WeakSet()
-_INBOX = InboxMessage.__table__  # type: ignore[attr-defined]
-# Built once: statement construction costs more than running it on this path.
-_STORED = select(_INBOX.c.shop_id, _INBOX.c.sender, _INBOX.c.handled_at, _INBOX.c.replies).where(
-    _INBOX.c.channel == bindparam("channel"), _INBOX.c.external_id == bindparam("external_id")
-)
-_GUARD_LOCK = threading.Lock()
-
-
-class WriteAttempted(Exception):
-    """A statement that writes, run where only reads were expected (stopped before it ran)."""
-
-
-def _guard(engine: Engine) -> None:
-    """Refuse writing statements on connections marked read-only (installed once per engine).
-
-    By the statement's first word: what the ORM and our own statements emit. It is a
-    safety net behind the registry's `writes` flag, not a sandbox.
-    """
-    with _GUARD_LOCK:
-        if engine in _GUARDED:
-            return
-
-        @event.listens_for(engine, "before_cursor_execute")
-        def _refuse_writes(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-            if conn.get_execution_options().get(_READ_ONLY):
-                verb = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else ""
-                if verb in _WRITE_VERBS:
-                    raise WriteAttempted(verb)
-
-        _GUARDED.add(engine)
-
-
-@contextmanager
-def _reading(engine: Engine) -> Iterator[Session]:
-    """A session that may only read (the guard stops any write before it runs)."""
-    _guard(engine)
-    with Session(with_option(engine, _READ_ONLY)) as session:
-        try:
-            yield session
-        finally:
-            session.rollback()
-
-
-def _reply_reading(
-    session: Session,
-    delivery: Delivery,
-    clock: Clock,
-    templates_dir: Path,
-    pending_ttl_seconds: int,
-) -> DeliveryResult | list[str] | None:
-    """Stored replies (a repeat), new replies to record, or None: take the write path."""
-    stored = session.execute(
-        _STORED, {"channel": delivery.channel, "external_id": delivery.external_id}
-    ).first()
-    if stored is not None:
-        if stored.shop_id != delivery.shop_id or stored.sender != delivery.sender_key:
-            raise PermissionError("message id already used by another sender")
-        if stored.handled_at is None:
-            return None
-        return DeliveryResult(replies=list(stored.replies or []), duplicate=True)
-    ctx = context_for(
-        session, delivery, clock=clock, templates_dir=templates_dir,
-        pending_ttl_seconds=pending_ttl_seconds,
-    )  # fmt: skip
-    try:
-        return answer_without_writes(ctx, delivery.text)
-    except WriteAttempted:
-        log.warning("read-only command wrote; took the write path: %r", delivery.text)
-        return None
-
-
-def _settle(
-    engine: Engine,
-    delivery: Delivery,
-    outcome: DeliveryResult | list[str] | None,
-    clock: Clock,
-    templates_dir: Path,
-    pending_ttl_seconds: int,
-) -> DeliveryResult:
-    """Finish what the read transaction started: record its replies, or run `deliver`."""
-    if isinstance(outcome, DeliveryResult):
-        return outcome
-    if outcome is None:
-        with writer_lock(engine):
-            return deliver(
-                engine=engine,
-                delivery=delivery,
-                clock=clock,
-                templates_dir=templates_dir,
-                pending_ttl_seconds=pending_ttl_seconds,
-            )
-    now = clock.now()
-    won, stored_replies = recorder_for(engine).record(
-        {
-            "shop_id": delivery.shop_id,
-            "channel": delivery.channel,
-            "external_id": delivery.external_id,
-            "sender": delivery.sender_key,
-            "body": delivery.text[:4000],
-            "received_at": now,
-            "handled_at": now,
-            "replies": outcome,
-        }
-    )
-    return DeliveryResult(replies=stored_replies, duplicate=not won)
-
-
-@dataclass
-class _Row:
-    values: dict[str, Any]
-    wake: threading.Event = field(default_factory=threading.Event)
-    done: bool = False  # committed (or failed): `won`, `replies`, `error` are set
-    won: bool = False
-    replies: list[str] = field(default_factory=list)
-    error: BaseException | None = None
-
-
-class InboxRecorder:
-    """Group commit for handled inbox rows: whatever is queued goes in one transaction.
-
-    Leader and followers, no thread of its own: a caller that finds no commit running
-    commits the queue (its own row first) on its own thread; callers that arrive while a
-    commit runs queue up and wait. The leader wakes the rows it committed and hands the
-    lead to the first row still queued, whose caller commits the next batch. Under load
-    the rows of 10-20 concurrent requests share one commit; alone, a row is committed at
-    once by its own caller, with no hand-off between threads.
-    """
-
-    MAX_BATCH = 64
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = weakref.ref(engine)
-        self._lock = threading.Lock()
-        self._queue: list[_Row] = []
-        self._committing = False  # a leader is at work; False only with an empty queue
-
-    def record(self, values: dict[str, Any]) -> tuple[bool, list[str]]:
-        """Commit this row (or find the one that was first); (ours won, the stored replies)."""
-        row = _Row(values)
-        with self._lock:
-            self._queue.append(row)
-            lead = not self._committing
-            self._committing = True
-        if not lead:
-            row.wake.wait()  # committed by a leader, or handed the lead
-        if not row.done:
-            self._lead()
-        if row.error is not None:
-            raise row.error
-        return row.won, row.replies
-
-    def _lead(self) -> None:
-        """Commit one batch (the caller's row is first in the queue), then pass the lead on."""
-        with self._lock:
-            batch = self._queue[: self.MAX_BATCH]
-            del self._queue[: self.MAX_BATCH]
-        try:
-            self._commit(batch)
-        except BaseException as exc:  # every caller of the batch gets the failure
-            for row in batch:
-                row.error = exc
-        finally:
-            for row in batch:
-                row.done = True
-            with self._lock:
-                if self._queue:
-                    self._queue[0].wake.set()  # its caller leads the next batch
-                else:
-                    self._committing = False
-            for row in batch:
-                row.wake.set()
-
-    def _commit(self, batch: list[_Row]) -> None:
-        engine = self._engine()
-        if engine is None:
-            raise RuntimeError("engine disposed")
-        statement = _record_statement(engine.dialect.name)
-        with writer_lock(engine), write_connection(engine) as conn:
-            lost: list[_Row] = []
-            for row in batch:
-                if conn.execute(statement, row.values).first() is not None:
-                    row.won, row.replies = True, list(row.values["replies"])
-                else:
-                    lost.append(row)
-            if lost:
-                found = {
-                    (r.channel, r.external_id): r
-                    for r in conn.execute(
-                        select(
-                            _INBOX.c.channel,
-                            _INBOX.c.external_id,
-                            _INBOX.c.shop_id,
-                            _INBOX.c.sender,
-                            _INBOX.c.replies,
-                        ).where(_INBOX.c.external_id.in_({r.values["external_id"] for r in lost}))
-                    )
-                }
-                for row in lost:
-                    first = found[(row.values["channel"], row.values["external_id"])]
-                    if (
-                        first.shop_id != row.values["shop_id"]
-                        or first.sender != row.values["sender"]
-                    ):
-                        row.error = PermissionError("message id already used by another sender")
-                    row.replies = list(first.replies or [])
-
-
-@lru_cache(maxsize=2)
-def _record_statement(dialect: str) -> Insert:
-    """INSERT of a handled inbox row that yields to an existing one, built once per dialect.
-
-    RETURNING tells a row that went in from one that lost to an earlier delivery
-    (rowcount is not reliable across drivers for ON CONFLICT DO NOTHING).
-    """
-    return (
-        insert_for(dialect)(InboxMessage)
-        .on_conflict_do_nothing(index_elements=["channel", "external_id"])
-        .returning(_INBOX.c.id)
-    )
-
-
-_RECORDERS: weakref.WeakKeyDictionary[Engine, InboxRecorder] = weakref.WeakKeyDictionary()
-_RECORDERS_LOCK = threading.Lock()
-
-
-def recorder_for(engine: Engine) -> InboxRecorder:
-    """The engine's group-commit recorder."""
-    with _RECORDERS_LOCK:
-        recorder = _RECORDERS.get(engine)
-        if recorder is None:
-            recorder = _RECORDERS[engine] = InboxRecorder(engine)
-        return recorder

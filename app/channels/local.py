@@ -6,7 +6,8 @@ import uuid
 
 from sqlalchemy import Engine, and_, bindparam, select
 
-from app.channels.inbox import Delivery, DeliveryResult, deliver
+from app.channels.binding import BoundSender
+from app.channels.inbox import Handled, Inbound, handle
 from app.clock import Clock
 from app.config import Settings
 from app.shops.models import Shop, Staff
@@ -62,7 +63,7 @@ def deliver_as_owner(
     channel: str,
     text: str,
     client_msg_id: str | None = None,
-) -> DeliveryResult:
+) -> Handled:
     """Deliver `text` to shop `shop_ref` as its owner on a local channel (web or console)."""
     shop_id, _, owner_id = shop_and_owner(engine, shop_ref)
     return deliver_as(
@@ -89,22 +90,15 @@ def deliver_as(
     channel: str,
     text: str,
     client_msg_id: str | None = None,
-) -> DeliveryResult:
+) -> Handled:
     """Deliver `text` to one shop from one of its people, known on `sender_key`."""
     message_id = client_msg_id or uuid.uuid4().hex
-    delivery = Delivery(
-        shop_id=shop_id,
-        staff_id=staff_id,
+    inbound = Inbound(
         channel=channel,
+        sender_id=sender_key,
         # Client ids are only unique per client; scope them to the shop so they never collide.
-        external_id=f"{shop_id}:{message_id}",
-        sender_key=sender_key,
+        message_key=f"{shop_id}:{message_id}",
         text=text,
+        staff=BoundSender(shop_id=shop_id, staff_id=staff_id),
     )
-    return deliver(
-        engine=engine,
-        delivery=delivery,
-        clock=clock,
-        templates_dir=settings.templates_dir,
-        pending_ttl_seconds=settings.pending_ttl_seconds,
-    )
+    return handle(engine=engine, settings=settings, clock=clock, inbound=inbound)

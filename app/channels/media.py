@@ -1,10 +1,11 @@
 """Pictures (report charts) to WeCom and the Official Account, after the text reply.
 
-A command such as 统计图 attaches a `ChatImage` (app/bot/context.py); the callbacks
-collect it with `capture_side_output` around the bot's work. Once the reply's transaction
-has committed and the text is on its way (the passive reply is sent, or the late reply
-pushed), each picture is drawn, uploaded as temporary media (`/cgi-bin/media/upload?
-type=image`, multipart) and sent as an `image` message with the returned media_id.
+A command such as 统计图 attaches a `ChatImage` (app/bot/context.py), which the inbox
+returns with the replies (`Handled.images`). Once the reply's transaction has committed
+and the text is on its way (the passive reply is sent, or the late reply pushed; see
+app/channels/reply.py), each picture is drawn, uploaded as temporary media
+(`/cgi-bin/media/upload?type=image`, multipart) and sent as an `image` message with the
+returned media_id.
 The text already carries the dashboard link, so a picture that cannot be drawn (no CJK
 font: ChartError) or uploaded or sent is logged and skipped; nothing is retried.
 """
@@ -15,16 +16,9 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from fastapi import BackgroundTasks
-from sqlalchemy import Engine
-
-from app.bot.context import ChatImage, capture_side_output
-from app.channels.dispatch import Inbound, answer_text
+from app.bot.context import ChatImage
 from app.channels.push import PushError
-from app.channels.spool import answer_in_time
 from app.channels.tokens import WeChatApi
-from app.clock import Clock
-from app.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -81,42 +75,3 @@ def send_images(
             continue
         sent += 1
     return sent
-
-
-async def answer_text_with_pictures(
-    *,
-    state: Any,
-    background: BackgroundTasks,
-    engine: Engine,
-    settings: Settings,
-    clock: Clock,
-    inbound: Inbound,
-    send_text: Callable[[str], Any],
-    send_image: Callable[[ChatImage], Any],
-) -> list[str]:
-    """A text command's replies within WeChat's deadline, its pictures after them.
-
-    In time: the replies go back as the passive answer and the pictures are sent once it
-    has gone out (a background task). Too slow: `late` pushes the text, then the pictures,
-    on the same background thread. `send_text`/`send_image` reach the sender through the
-    channel's API.
-    """
-    pictures: list[ChatImage] = []
-
-    def work() -> list[str]:
-        with capture_side_output(settings) as side:
-            replies = answer_text(engine=engine, settings=settings, clock=clock, inbound=inbound)
-        pictures.extend(side.images)
-        return replies
-
-    def send_pictures() -> None:
-        send_images(send_image, pictures, channel=inbound.channel)
-
-    def late(replies: list[str]) -> None:
-        send_text("\n\n".join(replies))
-        send_pictures()  # after the text, on the same background thread
-
-    replies = await answer_in_time(state=state, inbound=inbound, work=work, late=late)
-    if replies and pictures:
-        background.add_task(send_pictures)  # runs once the passive reply has gone out
-    return replies

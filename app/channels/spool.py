@@ -12,20 +12,17 @@ and pushes the replies with the provider's API. The spool key is the inbox key
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
-from app.channels.callback import within_budget
-from app.channels.dispatch import Inbound
+from app.channels.inbox import Handled, Inbound
 
 log = logging.getLogger(__name__)
 
@@ -120,16 +117,10 @@ class Spool:
                 self._conn = None
 
 
-@dataclass(frozen=True)
-class Replayed:
-    replies: list[str]
-    fresh: bool  # False when the inbox had handled it already (its replies went out then)
-
-
 # (inbound) -> what handling it now gave; raises DATABASE_UNAVAILABLE while the DB is out.
-Replay = Callable[[Inbound], Replayed]
-# (inbound, replies) -> send them through the provider's push API.
-Push = Callable[[Inbound, list[str]], None]
+Replay = Callable[[Inbound], Handled]
+# (inbound, handled) -> send its replies (and pictures) through the provider's push API.
+Push = Callable[[Inbound, Handled], None]
 
 
 class SpoolDrainer:
@@ -174,7 +165,7 @@ class SpoolDrainer:
                     continue
                 if result.fresh and result.replies:
                     try:
-                        self.push(inbound, result.replies)
+                        self.push(inbound, result)
                     except Exception:
                         log.exception("spool: reply to %s could not be pushed", inbound.sender_id)
                 self.spool.discard(inbound.channel, inbound.message_key)
@@ -207,63 +198,3 @@ def spool_of(state: Any) -> Spool:
     if spool is None:
         spool = state.spool = Spool(state.settings.data_dir / "spool.db")
     return spool
-
-
-async def answer_in_time(
-    *,
-    state: Any,
-    inbound: Inbound,
-    work: Callable[[], list[str]],
-    late: Callable[[list[str]], None],
-) -> list[str]:
-    """The replies to give passively; [] when they come later or the message was spooled.
-
-    The work runs in the channel pool within the reply budget. A database error
-    (DATABASE_UNAVAILABLE, raised by the work) spools the message; so does running out of
-    budget, which is ours and no database error (the work goes on and, if it succeeds,
-    sends its replies through `late` and takes the message out of the spool again).
-    """
-    settings = state.settings
-    spool = spool_of(state)
-    # The work ending and the budget running out race: whichever comes second settles the
-    # spool, under this lock, so a message that was answered is never left in it (the
-    # drainer would replay it).
-    settle = threading.Lock()
-    ended = False
-    spooled = False
-
-    def guarded() -> list[str]:
-        nonlocal ended
-        try:
-            replies = work()
-        except DATABASE_UNAVAILABLE:
-            with settle:
-                ended = True
-                spool.keep(inbound, reason="database unavailable")
-            return []
-        with settle:
-            ended = True
-            if spooled:
-                spool.discard(inbound.channel, inbound.message_key)
-        return replies
-
-    budget = settings.wechat_reply_budget_seconds
-    replies = await within_budget(
-        flight_key(inbound), guarded, budget, late, threads=settings.channel_threads
-    )
-    if replies is None:
-
-        def keep_unless_ended() -> None:
-            nonlocal spooled
-            with settle:
-                if not ended:
-                    spool.keep(inbound, reason=f"no reply within the {budget:g} s budget")
-                    spooled = True
-
-        await asyncio.to_thread(keep_unless_ended)
-        return []
-    return replies
-
-
-def flight_key(inbound: Inbound) -> str:
-    return f"{inbound.channel}:{inbound.message_key}"

@@ -13,14 +13,15 @@ from fastapi import APIRouter
 from sqlmodel import select
 
 from app.channels import wechat, wecom
-from app.channels.callback import in_flight
-from app.channels.dispatch import Inbound, answer_text_once
+from app.channels.inbox import Handled, Inbound, handle
+from app.channels.media import send_images
 from app.channels.outbox import OutboxPusher
 from app.channels.push import PushError, PushMessage
+from app.channels.reply import in_flight
 from app.channels.sms import router as sms_router
 from app.channels.sms import sms_client
 from app.channels.sms_queue import SmsQueueSender
-from app.channels.spool import Replayed, SpoolDrainer, flight_key, spool_of
+from app.channels.spool import SpoolDrainer, spool_of
 from app.channels.wechat import router as wechat_router
 from app.channels.wecom import router as wecom_router
 from app.config import Settings
@@ -53,24 +54,28 @@ def spool_drainer(state: Any) -> SpoolDrainer | None:
     if not (settings.wecom_configured or settings.wechat_configured):
         return None
 
-    def replay(inbound: Inbound) -> Replayed:
-        answered = answer_text_once(
-            engine=state.engine, settings=settings, clock=state.clock, inbound=inbound
-        )
-        return Replayed(answered.replies, fresh=not answered.duplicate)
+    def replay(inbound: Inbound) -> Handled:
+        return handle(engine=state.engine, settings=settings, clock=state.clock, inbound=inbound)
 
-    def push(inbound: Inbound, replies: list[str]) -> None:
-        text = "\n\n".join(replies)
+    def push(inbound: Inbound, handled: Handled) -> None:
+        client: wecom.WeComClient | wechat.OfficialAccountClient
         if inbound.channel == wecom.CHANNEL:
-            wecom.client_of(state).send_text(inbound.sender_id, text)
+            client = wecom.client_of(state)
         else:
-            wechat.client_of(state).send_text(inbound.sender_id, text)
+            client = wechat.client_of(state)
+        client.send_text(inbound.sender_id, "\n\n".join(handled.replies))
+        # The pictures after the text, as a reply in time would have them.
+        send_images(
+            lambda image: client.send_image(inbound.sender_id, image),
+            handled.images,
+            channel=inbound.channel,
+        )
 
     return SpoolDrainer(
         spool=spool_of(state),
         replay=replay,
         push=push,
-        busy=lambda inbound: in_flight(flight_key(inbound)),
+        busy=in_flight,
         interval_seconds=settings.spool_drain_seconds,
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -34,10 +35,12 @@ from app.channels.callback import (
     signature,
     text_reply,
 )
-from app.channels.dispatch import Inbound, answer_tap, guide
+from app.channels.dispatch import answer_tap, guide
+from app.channels.inbox import Inbound, handle
 from app.channels.limits import Verdict, limiter_of
-from app.channels.media import answer_text_with_pictures, upload_image
+from app.channels.media import upload_image
 from app.channels.push import PushMessage, PushReceipt, PushUnavailable
+from app.channels.reply import answer_in_time
 from app.channels.tokens import ApiClient, request_json, token_from
 from app.clock import Clock
 from app.config import Settings
@@ -313,7 +316,7 @@ async def receive(request: Request, background: BackgroundTasks) -> Response:
             inbound=inbound,
             key=fields["bizmsgmenuid"],
         )
-        return reply(tap.replies)
+        return reply(tap.handled.replies)
     text: str | None = None
     if kind == "text":
         text = inbound.text
@@ -321,13 +324,19 @@ async def receive(request: Request, background: BackgroundTasks) -> Response:
         key = fields.get("EventKey", "")
         text = MENU_COMMANDS.get(key, key)
     if text is not None:
-        replies = await answer_text_with_pictures(
-            state=request.app.state, background=background, engine=engine, settings=settings,
-            clock=clock, inbound=Inbound(CHANNEL, openid, inbound.message_key, text),
-            send_text=lambda text: official_account_client(request).send_text(openid, text),
-            send_image=lambda image: official_account_client(request).send_image(openid, image),
-        )  # fmt: skip
-        return reply(replies)
+        inbound = Inbound(CHANNEL, openid, inbound.message_key, text)
+        return reply(
+            await answer_in_time(
+                state=request.app.state,
+                background=background,
+                inbound=inbound,
+                work=partial(
+                    handle, engine=engine, settings=settings, clock=clock, inbound=inbound
+                ),
+                send_text=lambda text: official_account_client(request).send_text(openid, text),
+                send_image=lambda image: official_account_client(request).send_image(openid, image),
+            )
+        )
     if kind == "event" and event == "subscribe":
         return reply(guide(engine=engine, settings=settings, clock=clock, inbound=inbound))
     if kind == "event":

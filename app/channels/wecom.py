@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from functools import partial
 from typing import Any
 
 import httpx
@@ -33,10 +34,12 @@ from app.channels.callback import (
     text_reply,
 )
 from app.channels.contacts import contact_changed
-from app.channels.dispatch import Inbound, answer_tap, contact_deleted, guide
+from app.channels.dispatch import answer_tap, contact_deleted, guide
+from app.channels.inbox import Inbound, handle
 from app.channels.limits import Verdict, limiter_of
-from app.channels.media import answer_text_with_pictures, upload_image
+from app.channels.media import upload_image
 from app.channels.push import PushError, PushMessage, PushReceipt, PushUnavailable
+from app.channels.reply import answer_in_time
 from app.channels.tokens import ApiClient, request_json, token_from
 from app.clock import Clock
 from app.config import Settings
@@ -285,22 +288,28 @@ async def receive(request: Request, background: BackgroundTasks) -> Response:
             return reply([channel_message(settings.templates_dir, "rate_limited")])
         return PlainTextResponse("")
     if kind == "text":
-        replies = await answer_text_with_pictures(
-            state=request.app.state, background=background, engine=engine, settings=settings,
-            clock=clock, inbound=inbound,
-            send_text=lambda text: wecom_client(request).send_text(sender, text),
-            send_image=lambda image: wecom_client(request).send_image(sender, image),
-        )  # fmt: skip
-        return reply(replies)
+        return reply(
+            await answer_in_time(
+                state=request.app.state,
+                background=background,
+                inbound=inbound,
+                work=partial(
+                    handle, engine=engine, settings=settings, clock=clock, inbound=inbound
+                ),
+                send_text=lambda text: wecom_client(request).send_text(sender, text),
+                send_image=lambda image: wecom_client(request).send_image(sender, image),
+            )
+        )
     if kind == "event" and event == "template_card_event":
         key = fields.get("EventKey", "")
         response_code = fields.get("ResponseCode", "")
         tap = answer_tap(engine=engine, settings=settings, clock=clock, inbound=inbound, key=key)
+        label = tap.handled.replies
         if tap.recorded_now and response_code:
             background.add_task(
-                _update_card, wecom_client(request), sender, response_code, tap.replies[0]
+                _update_card, wecom_client(request), sender, response_code, label[0]
             )
-        return PlainTextResponse("") if tap.recorded_now else reply(tap.replies)
+        return PlainTextResponse("") if tap.recorded_now else reply(label)
     if kind == "event" and event == "change_external_contact":
         change = fields.get("ChangeType", "")
         external = fields.get("ExternalUserID", "")

@@ -5,23 +5,20 @@ from __future__ import annotations
 import base64
 import logging
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlmodel import Session
 
-from app.bot.context import capture_side_output
 from app.channels.local import deliver_as
 from app.clock import Clock
 from app.config import Settings
 from app.db import read_session, write_session
 from app.deps import ClockDep, EngineDep, SettingsDep
 from app.outreach.links import LinkError, SigninLink, link_secret, read_signin
+from app.pages import TEMPLATES, link_page, link_refused
 from app.reports.charts import ChartError
 from app.shops.models import Shop, Staff
 from app.shops.service import LOCAL_OWNER_ID, list_shops
@@ -35,37 +32,12 @@ from app.web.access import (
     request_is_local,
 )
 
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 SUGGESTIONS = ["今天该跟进谁", "王姐 2桶", "王姐", "帮助"]
 USED = "这个登录链接已经用过了。请在微信里重新发「登录网页版」,用新的链接。"
 ASK_AGAIN = ",请在微信里重新发「登录网页版」"
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-
-
-def link_page(
-    request: Request, name: str, context: dict[str, Any], status_code: int = 200
-) -> HTMLResponse:
-    """A page behind a signed link (tap, full list, report): never cached (the back button
-    must not bring a used form back) and never sent on as a Referer (the URL is the
-    credential)."""
-    response = TEMPLATES.TemplateResponse(request, name, context, status_code=status_code)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
-
-
-def link_refused(
-    request: Request, message: str, status: int, note: str | None = None
-) -> HTMLResponse:
-    """The same refusal page for every kind of link: forged, expired, used, another shop's.
-
-    `note` replaces the hint under it (about the morning digest); "" shows none."""
-    context: dict[str, Any] = {"message": message}
-    if note is not None:
-        context["note"] = note
-    return link_page(request, "link_error.html", context, status_code=status)
 
 
 def signin_refused(request: Request, message: str, status: int) -> HTMLResponse:
@@ -178,24 +150,23 @@ def chat_api(
     else:
         sender_key = f"web:{owner.shop_id}:{owner.staff_id}"
     try:
-        with capture_side_output(settings) as side:
-            result = deliver_as(
-                engine=engine,
-                settings=settings,
-                clock=clock,
-                shop_id=owner.shop_id,
-                staff_id=owner.staff_id,
-                sender_key=sender_key,
-                channel="web",
-                text=body.text,
-                client_msg_id=body.client_msg_id,
-            )
+        result = deliver_as(
+            engine=engine,
+            settings=settings,
+            clock=clock,
+            shop_id=owner.shop_id,
+            staff_id=owner.staff_id,
+            sender_key=sender_key,
+            channel="web",
+            text=body.text,
+            client_msg_id=body.client_msg_id,
+        )
     except PermissionError as exc:
         raise HTTPException(status_code=409, detail="消息编号冲突,请重新发送") from exc
     # Drawn here, after the message's transaction committed (ChatImage.png is lazy). A
     # machine without the CJK font gets no picture; the reply already carries the link.
     images = []
-    for image in side.images:
+    for image in result.images:
         try:
             png = image.png
         except ChartError as exc:
@@ -211,7 +182,7 @@ def chat_api(
     return ChatOut(
         replies=[ChatReply(text=r) for r in result.replies],
         images=images,
-        duplicate=result.duplicate,
+        duplicate=not result.fresh,
     )
 
 

@@ -15,5 +15,5 @@ def test_parse_bench_runs_every_typical_message(capsys: pytest.CaptureFixture[st
     for message in parse_bench.TYPICAL:
         label = message if len(message) <= 12 else message[:11] + "…"
         assert re.search(rf"^{re.escape(label)}(?: +[\d.]+){{9}}$", out, re.M), (label, out)
-    assert re.search(r"^handle, each message \(mean\): \d+/20 under 5 ms; slowest ", out, re.M)
+    assert re.search(r"^handle, slowest message \(mean\): .+ [\d.]+ ms$", out, re.M)
     assert re.search(r"^harness around each handle\(\) .*: [\d.]+ / [\d.]+ / [\d.]+ ms$", out, re.M)

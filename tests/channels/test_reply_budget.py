@@ -15,10 +15,12 @@ from typing import Any
 
 import psycopg.errors
 import pytest
+from fastapi import BackgroundTasks
 from sqlalchemy import exc as sa_exc
 
-from app.channels.dispatch import Inbound
-from app.channels.spool import Spool, answer_in_time, spool_of
+from app.channels.inbox import Handled, Inbound
+from app.channels.reply import answer_in_time
+from app.channels.spool import Spool, spool_of
 from app.config import Settings
 
 REPLY = "王姐 2桶 已记"
@@ -32,19 +34,23 @@ def run(coroutine: Coroutine[Any, Any, list[str]]) -> list[str]:
 
 class Late:
     def __init__(self) -> None:
-        self.sent: list[list[str]] = []
+        self.sent: list[str] = []
         self.called = threading.Event()
 
-    def __call__(self, replies: list[str]) -> None:
-        self.sent.append(replies)
+    def __call__(self, text: str) -> None:
+        self.sent.append(text)
         self.called.set()
 
 
-def answer(settings: Settings, key: str, work: Callable[[], list[str]], late: Late) -> list[str]:
+def answer(settings: Settings, key: str, work: Callable[[], Handled], late: Late) -> list[str]:
     state = SimpleNamespace(settings=settings)
     inbound = Inbound("wechat", "oOwner_openid_123", key, "王姐 2桶")
+    coroutine = answer_in_time(
+        state=state, background=BackgroundTasks(), inbound=inbound, work=work,
+        send_text=late, send_image=lambda _image: None,
+    )  # fmt: skip
     try:
-        return run(answer_in_time(state=state, inbound=inbound, work=work, late=late))
+        return run(coroutine)
     finally:
         spool_of(state).close()  # the work, if still running, opens it again
 
@@ -64,7 +70,7 @@ def spool_log(caplog: pytest.LogCaptureFixture) -> list[str]:
 def test_a_cancelled_postgresql_statement_spools_the_message_as_database_unavailable(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def work() -> list[str]:
+    def work() -> Handled:
         # What SQLAlchemy raises when PostgreSQL cancels a statement (statement_timeout).
         cause = psycopg.errors.QueryCanceled("canceling statement due to statement timeout")
         raise sa_exc.OperationalError("UPDATE inbox_message ...", {}, cause)
@@ -80,7 +86,7 @@ def test_a_cancelled_postgresql_statement_spools_the_message_as_database_unavail
 def test_a_timeout_the_work_raised_itself_is_its_failure_not_a_spent_budget(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def work() -> list[str]:
+    def work() -> Handled:
         raise TimeoutError("timed out")  # e.g. a socket's own timeout, well within budget
 
     with (
@@ -98,9 +104,9 @@ def test_a_spent_reply_budget_spools_the_message_as_such_until_the_late_reply_go
     settings = settings.model_copy(update={"wechat_reply_budget_seconds": 0.0})
     go = threading.Event()
 
-    def work() -> list[str]:
+    def work() -> Handled:
         go.wait(10)
-        return [REPLY]
+        return Handled([REPLY], fresh=True)
 
     late = Late()
     try:
@@ -113,7 +119,7 @@ def test_a_spent_reply_budget_spools_the_message_as_such_until_the_late_reply_go
     finally:
         go.set()
     assert late.called.wait(10)
-    assert late.sent == [[REPLY]]
+    assert late.sent == [REPLY]
     assert spooled_keys(settings) == []
 
 
@@ -129,9 +135,9 @@ def test_a_reply_that_ends_while_the_message_is_being_spooled_leaves_nothing_spo
         late_called.wait(0.5)
         keep(self, inbound, reason=reason)
 
-    def work() -> list[str]:
+    def work() -> Handled:
         go.wait(10)
-        return [REPLY]
+        return Handled([REPLY], fresh=True)
 
     late = Late()
     late_called = late.called
@@ -141,6 +147,6 @@ def test_a_reply_that_ends_while_the_message_is_being_spooled_leaves_nothing_spo
     finally:
         go.set()
     assert late.called.wait(10)
-    assert late.sent == [[REPLY]]
+    assert late.sent == [REPLY]
     # Left spooled, the drainer would replay a message already answered.
     assert spooled_keys(settings) == []
