@@ -16,22 +16,23 @@ and format the reply.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from functools import lru_cache
 
-from sqlalchemy import Engine, bindparam, exists, select
+from sqlalchemy import Engine, Insert, bindparam, exists, select, update
 from sqlmodel import Session, col
 
 from app.bot import core as bot
 from app.bot.context import BotContext, ChatImage
 from app.bot.models import PendingQuestion
-from app.channels.binding import BIND_COMMAND, BoundSender, answer_binding, find_sender_in
+from app.channels.binding import BIND_COMMAND, BoundSender, answer_binding
 from app.clock import Clock
 from app.config import Settings
 from app.db import insert_for, write_session
 from app.events.models import InboxMessage
-from app.shops.models import Shop, Staff
+from app.shops.models import Shop, Staff, StaffIdentity
 
 
 @dataclass(frozen=True)
@@ -86,20 +87,28 @@ def writer_lock(engine: Engine) -> AbstractContextManager[object]:
 
 def handle(*, engine: Engine, settings: Settings, clock: Clock, inbound: Inbound) -> Handled:
     """Handle `inbound` once: the bot's replies for staff, binding or the guide for others."""
-    with _claimed(engine, clock, inbound, find=True) as (session, row, bound):
-        if row.handled_at is not None:
-            return Handled(list(row.replies or []), fresh=False)
-        assert row.id is not None
-        if bound is None or BIND_COMMAND.match(inbound.text):
-            ctx = None
+    with writer_lock(engine), write_session(engine) as session:
+        found = _who(session, inbound)
+        claim = _claim(session, inbound, found[0].id if found else None, clock)
+        if claim.stored is not None:
+            return Handled(claim.stored, fresh=False)
+        ctx = None
+        if found is None or BIND_COMMAND.match(inbound.text):
+            bound = None if found is None else BoundSender(found[0].id or 0, found[1].id or 0)
             replies = answer_binding(
                 session, bound=bound, channel=inbound.channel, external_id=inbound.sender_id,
                 text=inbound.text, clock=clock, templates_dir=settings.templates_dir,
             )  # fmt: skip
         else:
-            ctx = _context(session, bound, inbound, settings, clock, inbox_id=row.id)
+            shop, staff, question_waiting = found
+            ctx = BotContext(
+                session=session, shop=shop, staff=staff, sender_key=inbound.sender_key,
+                clock=clock, templates_dir=settings.templates_dir,
+                pending_ttl_seconds=settings.pending_ttl_seconds, inbox_id=claim.id,
+                settings=settings, question_waiting=question_waiting,
+            )  # fmt: skip
             replies = bot.handle(ctx, inbound.text)
-        _settle(row, replies, clock)
+        _settle(session, claim.id, replies, clock)
     return Handled(replies, fresh=True, images=ctx.images if ctx else [])
 
 
@@ -116,106 +125,115 @@ def act_once(
     For what does not go through the bot (taps, contact events, the guide); the row and
     the action's writes commit together, as in `handle`.
     """
-    with _claimed(engine, clock, inbound, shop_id=shop_id) as (session, row, _):
-        if row.handled_at is not None:
-            return Handled(list(row.replies or []), fresh=False)
-        assert row.id is not None
-        replies = action(session, row.id)
-        _settle(row, replies, clock)
+    with writer_lock(engine), write_session(engine) as session:
+        claim = _claim(session, inbound, shop_id, clock)
+        if claim.stored is not None:
+            return Handled(claim.stored, fresh=False)
+        replies = action(session, claim.id)
+        _settle(session, claim.id, replies, clock)
     return Handled(replies, fresh=True)
 
 
-@contextmanager
-def _claimed(
-    engine: Engine, clock: Clock, inbound: Inbound, *, find: bool = False,
-    shop_id: int | None = None,
-) -> Iterator[tuple[Session, InboxMessage, BoundSender | None]]:  # fmt: skip
-    """A write transaction holding the message's inbox row (inserted if new, locked).
-
-    With `find`, the sender is looked up first and the row carries their shop.
-    """
-    with writer_lock(engine), write_session(engine) as session:
-        bound = inbound.staff
-        if find and bound is None:
-            bound = find_sender_in(session, channel=inbound.channel, external_id=inbound.sender_id)
-        if find:
-            shop_id = bound.shop_id if bound else None
-        session.execute(
-            insert_for(engine.dialect.name)(InboxMessage)
-            .values(
-                shop_id=shop_id, channel=inbound.channel, external_id=inbound.message_key,
-                sender=inbound.sender_key, body=inbound.text[:4000], received_at=clock.now(),
-            )
-            .on_conflict_do_nothing(index_elements=["channel", "external_id"])
-        )  # fmt: skip
-        row = session.execute(_ROW, _row_key(inbound)).scalar_one()
-        if row.sender != inbound.sender_key or row.shop_id != shop_id:
-            raise MessageIdTaken("message id already used by another sender")
-        yield session, row, bound
-
-
-# Built once (every message runs them).
-_ROW = (
-    select(InboxMessage)
-    .where(
-        col(InboxMessage.channel) == bindparam("channel"),
-        col(InboxMessage.external_id) == bindparam("external_id"),
-    )
-    .with_for_update()
-)
-
-
-def _row_key(inbound: Inbound) -> dict[str, str]:
-    return {"channel": inbound.channel, "external_id": inbound.message_key}
-
-
-def _settle(row: InboxMessage, replies: list[str], clock: Clock) -> None:
-    row.replies = replies
-    row.handled_at = clock.now()
-
-
+_INBOX = InboxMessage.__table__  # type: ignore[attr-defined]
 _QUESTIONS = PendingQuestion.__table__  # type: ignore[attr-defined]
-# The shop and the member of staff, with whether the sender has a question stored (most
-# messages then skip pending's DELETE in bot.handle), in one read.
-_SHOP_AND_STAFF = select(
-    Shop,
-    Staff,
-    exists().where(
-        _QUESTIONS.c.shop_id == bindparam("shop"), _QUESTIONS.c.sender == bindparam("sender")
-    ),
-).where(
+_IDENTITY = StaffIdentity.__table__  # type: ignore[attr-defined]
+# Whether the sender has a question stored, read with the shop and the member of staff
+# (most messages then skip pending's DELETE in bot.handle).
+_WAITING = exists().where(
+    _QUESTIONS.c.shop_id == col(Shop.id), _QUESTIONS.c.sender == bindparam("sender")
+)
+# Who is writing on a channel identity bound with 绑定, in one read: shop, staff, question.
+_BY_IDENTITY = (
+    select(Shop, Staff, _WAITING)
+    .join(_IDENTITY, _IDENTITY.c.shop_id == col(Shop.id))
+    .join(Staff, (col(Staff.id) == _IDENTITY.c.staff_id) & (col(Staff.shop_id) == col(Shop.id)))
+    .where(
+        _IDENTITY.c.channel == bindparam("channel"),
+        _IDENTITY.c.external_id == bindparam("external_id"),
+    )
+    .limit(1)
+)
+# The same for a person a local channel has signed in (web chat, console).
+_BY_STAFF = select(Shop, Staff, _WAITING).where(
     col(Shop.id) == bindparam("shop"),
     col(Staff.id) == bindparam("staff"),
     col(Staff.shop_id) == col(Shop.id),
 )
 
 
-def _context(
-    session: Session,
-    bound: BoundSender,
-    inbound: Inbound,
-    settings: Settings,
-    clock: Clock,
-    *,
-    inbox_id: int,
-) -> BotContext:
-    """The bot's context; PermissionError unless the sender is staff of the shop."""
-    found = session.execute(
-        _SHOP_AND_STAFF,
-        {"shop": bound.shop_id, "staff": bound.staff_id, "sender": inbound.sender_key},
-    ).first()
-    if found is None:
+def _who(session: Session, inbound: Inbound) -> tuple[Shop, Staff, bool] | None:
+    """The sender's shop and staff record (and whether a question waits); None: a stranger.
+
+    PermissionError when a local channel names someone who is not staff of the shop.
+    """
+    if inbound.staff is None:
+        row = session.execute(
+            _BY_IDENTITY,
+            {"channel": inbound.channel, "external_id": inbound.sender_id,
+             "sender": inbound.sender_key},
+        ).first()  # fmt: skip
+        return None if row is None else (row[0], row[1], bool(row[2]))
+    row = session.execute(
+        _BY_STAFF,
+        {"shop": inbound.staff.shop_id, "staff": inbound.staff.staff_id,
+         "sender": inbound.sender_key},
+    ).first()  # fmt: skip
+    if row is None:
         raise PermissionError("sender is not staff of this shop")
-    shop, staff, question_waiting = found
-    return BotContext(
-        session=session,
-        shop=shop,
-        staff=staff,
-        sender_key=inbound.sender_key,
-        clock=clock,
-        templates_dir=settings.templates_dir,
-        pending_ttl_seconds=settings.pending_ttl_seconds,
-        inbox_id=inbox_id,
-        settings=settings,
-        question_waiting=bool(question_waiting),
+    return row[0], row[1], bool(row[2])
+
+
+@dataclass(frozen=True)
+class _Claim:
+    id: int  # the inbox row
+    stored: list[str] | None  # an earlier delivery's replies; None: this one handles it
+
+
+@lru_cache(maxsize=2)
+def _insert(dialect: str) -> Insert:
+    """The inbox row, unless (channel, external_id) has one; RETURNING says which (rowcount
+    is not reliable across drivers for ON CONFLICT DO NOTHING)."""
+    return (
+        insert_for(dialect)(_INBOX)
+        .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+        .returning(_INBOX.c.id)
     )
+
+
+# A redelivery's row, locked: a delivery still being handled holds it until it commits.
+_EXISTING = (
+    select(_INBOX.c.id, _INBOX.c.shop_id, _INBOX.c.sender, _INBOX.c.handled_at, _INBOX.c.replies)
+    .where(
+        _INBOX.c.channel == bindparam("channel"),
+        _INBOX.c.external_id == bindparam("external_id"),
+    )
+    .with_for_update()
+)
+_SETTLE = (
+    update(_INBOX)
+    .where(_INBOX.c.id == bindparam("row_id"))
+    .values(replies=bindparam("given"), handled_at=bindparam("at"))
+)
+
+
+def _claim(session: Session, inbound: Inbound, shop_id: int | None, clock: Clock) -> _Claim:
+    """Insert the message's inbox row, or find (and wait for) the one already there."""
+    new_id = session.execute(
+        _insert(session.get_bind().dialect.name),
+        {"shop_id": shop_id, "channel": inbound.channel, "external_id": inbound.message_key,
+         "sender": inbound.sender_key, "body": inbound.text[:4000], "received_at": clock.now()},
+    ).scalar()  # fmt: skip
+    if new_id is not None:
+        return _Claim(int(new_id), None)
+    row = session.execute(
+        _EXISTING, {"channel": inbound.channel, "external_id": inbound.message_key}
+    ).one()
+    if row.sender != inbound.sender_key or row.shop_id != shop_id:
+        raise MessageIdTaken("message id already used by another sender")
+    if row.handled_at is None:  # not expected (a row commits with its replies): handle it
+        return _Claim(int(row.id), None)
+    return _Claim(int(row.id), list(row.replies or []))
+
+
+def _settle(session: Session, row_id: int, replies: list[str], clock: Clock) -> None:
+    session.execute(_SETTLE, {"row_id": row_id, "given": replies, "at": clock.now()})
