@@ -19,9 +19,9 @@ from app.clock import Clock, clock_for
 from app.config import Settings, get_settings
 from app.dataio.views import router as dataio_router
 from app.db import make_engine
-from app.outreach.views import router as outreach_router
 from app.reports.views import router as reports_router
 from app.web.access import OwnerRefused, describe_mode
+from app.web.links import router as links_router
 from app.web.views import owner_refused
 from app.web.views import router as web_router
 
@@ -99,7 +99,7 @@ def create_app(
     app.include_router(channel_router)
     app.include_router(web_router)
     app.include_router(dataio_router)
-    app.include_router(outreach_router)
+    app.include_router(links_router)
     app.include_router(reports_router)
     app.add_exception_handler(OwnerRefused, owner_refused)
     log_configured_channels(settings)

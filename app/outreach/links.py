@@ -5,7 +5,7 @@ A token is `payload.signature`, both base64url; the payload names the purpose, t
 the follow-up (or staff member and day), the expiry and a random nonce. HMAC-SHA256 with the
 service's secret signs it and signatures are compared in constant time. A link authorises
 only what it names; writes through an item link are single-use (the nonce is stored in
-link_use when the write commits, see app/outreach/views.py).
+link_use when the write commits, see app/web/links.py).
 """
 
 from __future__ import annotations
