@@ -96,6 +96,11 @@ def serve(
         update={"host": host or settings.host, "port": port or settings.port}
     )
     host, port = settings.host, settings.port
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown_host}:{port}"
+    if "public_url" not in settings.model_fields_set and is_loopback(host):
+        # Unset, links (报表, tap pages) point where this server listens, not at the default.
+        settings = settings.model_copy(update={"public_url": url})
     engine = make_engine(settings.effective_database_url)
     upgrade(engine)
     with read_session(engine) as session:
@@ -107,8 +112,6 @@ def serve(
             engine=engine, clock=clock, past=settings if settings.demo_past else None
         )
         typer.echo(f"数据库里还没有店铺,已载入演示店铺:{shop.name}")
-    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    url = f"http://{shown_host}:{port}"
     mode = owner_pages_mode(settings)
     if mode == "local":
         typer.echo(

@@ -310,6 +310,12 @@ def test_scripts_serve_starts_loads_demo_and_answers_the_four_commands(
         help_text = "\n".join(reply_texts(chat(client, base, "帮助", "e2e-cmd-4")))
         assert "今天该跟进谁" in help_text
 
+        # Without HUITOU_PUBLIC_URL the report link points where this server listens.
+        report = "\n".join(reply_texts(chat(client, base, "报表", "e2e-cmd-5")))
+        link = re.search(r"http://\S+/r/\S+", report)
+        assert link is not None and link.group().startswith(f"{base}/r/"), report
+        assert client.get(link.group()).status_code == 200
+
     server.stop()
 
 
