@@ -18,6 +18,7 @@ from sqlmodel import Session
 
 from app.bot import ledger, pending
 from app.bot.context import BotContext
+from app.bot.numbers import digest_numbers
 from app.bot.parse import (
     COMPLAINT_WORDS,
     DEPOSIT_RETURN_WORDS,
@@ -111,6 +112,8 @@ def followups(ctx: BotContext, intent: Intent) -> list[str]:
                 session=ctx.session, shop=ctx.shop, customer_ids=ids, today=ctx.today
             ),
             today=ctx.today,
+            # Where a digest stands, its numbers (the ones "1 已发" refers to).
+            numbers=digest_numbers(ctx),
         )
     ]
 

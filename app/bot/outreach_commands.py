@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-
-from sqlmodel import col, select
-
 from app.bot.context import BotContext
+from app.bot.numbers import latest_digest
 from app.bot.parse import Intent
 from app.bot.registry import registry
-from app.digest.models import DigestDelivery, DigestRun
 from app.outreach.outcomes import OutcomeError, add_offer_cost, apply_choice, confirmation
 
+
 # A numbered reply refers to the person's latest digest, if it is this recent.
-REPLY_WINDOW_DAYS = 7
-
-
-def latest_digest(ctx: BotContext) -> tuple[DigestDelivery, date] | None:
-    """The sender's latest digest within the reply window, and its day."""
-    row = ctx.session.exec(
-        select(DigestDelivery, col(DigestRun.run_date))
-        .join(DigestRun, col(DigestRun.id) == col(DigestDelivery.run_id))
-        .where(
-            DigestRun.shop_id == ctx.shop_id,
-            DigestDelivery.staff_id == ctx.staff.id,
-            col(DigestRun.run_date) >= ctx.today - timedelta(days=REPLY_WINDOW_DAYS),
-        )
-        .order_by(col(DigestRun.run_date).desc())
-        .limit(1)
-    ).first()
-    return None if row is None else (row[0], row[1])
-
-
 @registry.command(
     "digest_reply",
     summary="按早上提醒里的编号记跟进结果:已发/回复了/没回/冷淡/打了/已挽回/流失 原因;"

@@ -15,7 +15,7 @@ from sqlmodel import col, select
 
 from app.bot import pending
 from app.bot.context import BotContext
-from app.bot.outreach_commands import latest_digest
+from app.bot.numbers import latest_digest
 from app.bot.parse import Intent
 from app.bot.registry import registry
 from app.customers.matching import is_clear, match_customers

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from app.bot.core import vocabulary
 from app.bot.parse import parse
@@ -252,6 +253,36 @@ def test_numbers_refer_to_the_senders_latest_digest(
     assert "还没有发过跟进提醒" in chat.say("1 已发")
     _send(engine, shop, settings, clock)
     assert "没有第9位" in chat.say("9 已发")
+
+
+def test_the_chat_list_shows_the_digest_numbers_the_replies_refer_to(
+    engine: Engine, shop: Shop, settings: Settings, clock: FixedClock
+) -> None:
+    """今天该跟进谁 is computed anew and sorts by value; the digest groups by next step. After
+    a digest, the chat list shows each customer's digest number, so "N 打过了" is the
+    customer the owner read as N."""
+    # A big buyer a little late: first by value in the chat list, after the calls in the digest.
+    big = make_customer(engine, clock, shop, "钱总", phone="13800005678")
+    last = TODAY - timedelta(days=16)
+    add_orders(
+        engine, clock, shop, big, [last - timedelta(days=10 * i) for i in range(7, -1, -1)], 20
+    )
+    chat = _chat(engine, settings, clock, shop)
+    before = chat.say("今天该跟进谁")
+    ordinal = re.findall(r"^(\d+)\. ", before, re.M)
+    assert ordinal == [str(i) for i in range(1, len(ordinal) + 1)] and len(ordinal) >= 3
+    _send(engine, shop, settings, clock)
+    with read_session(engine) as session:
+        pushed = session.exec(select(OutboxMessage).order_by(col(OutboxMessage.id).desc())).first()
+    assert pushed is not None
+    in_digest = {name: n for n, name in re.findall(r"^(\d+)\. \W*([^:\s]+):", pushed.text, re.M)}
+    listing = chat.say("今天该跟进谁")
+    shown = {name: n for n, name in re.findall(r"^(\d+)\. \W*(\S+?) ", listing, re.M)}
+    assert shown and shown == {name: n for name, n in in_digest.items() if name in listing}
+    assert list(shown.values()) != ordinal[: len(shown)]  # the digest's order, not the list's
+    assert "编号跟早上的提醒一样" in listing
+    name, number = next(iter(shown.items()))
+    assert f"已记:{name} 打过电话" in chat.say(f"{number} 打过了")
 
 
 def test_numbered_replies_parse_with_their_outcome_and_reason() -> None:
