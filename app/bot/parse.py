@@ -707,7 +707,7 @@ def _numbered_reply(clean: str, vocab: Vocabulary) -> Intent | None:
             fields: dict[str, Any] = {"outcome": outcome, "text": _EDGE_PUNCT.sub("", tail)}
             if cost is not None:
                 fields["cost_cents"] = _cost_cents(cost)
-            if outcome in ("lost", "called") and fields["text"]:
+            if outcome in ("lost", "called", "visited") and fields["text"]:
                 label = _read_reason(tail, word, vocab)["reason"]
                 fields["reason"] = loss_reason_code(label) or "other"
             elif outcome == "lost":

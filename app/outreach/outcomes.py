@@ -364,8 +364,8 @@ def apply_choice(
         if not 1 <= days <= MAX_AWAY_DAYS:
             raise TapError("请选暂停多少天")
         away_until = _local_today(shop, clock) + timedelta(days=days)
-    elif arg is not None and outcome == "called" and arg in LOSS_REASONS:
-        reason = arg
+    elif arg is not None and outcome in ("called", "visited") and arg in LOSS_REASONS:
+        reason = arg  # what the call or the visit found out
     return record_outcome(
         session=session,
         shop=shop,

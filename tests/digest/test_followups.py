@@ -246,6 +246,15 @@ def test_a_call_that_finds_the_reason_opens_a_visit_for_a_high_value_customer(
     assert (tier, reason, role) == (3, "reason_price", "owner")
 
 
+def test_a_visit_that_finds_the_reason_records_it(
+    engine: Engine, shop: Shop, settings: Settings, clock: FixedClock
+) -> None:
+    _send(engine, shop, settings, clock)
+    reply = _chat(engine, settings, clock, shop).say("1 上门了 嫌贵")
+    assert "已记:老李" in reply and "原因:价格" in reply, reply
+    assert _followup(engine, "老李").outcome_reason == "price"
+
+
 def test_numbers_refer_to_the_senders_latest_digest(
     engine: Engine, shop: Shop, settings: Settings, clock: FixedClock
 ) -> None:
@@ -295,6 +304,13 @@ def test_numbered_replies_parse_with_their_outcome_and_reason() -> None:
             "kind": "digest_reply",
             "number": 4,
             "outcome": "called",
+            "reason": "price",
+            "text": "嫌贵",
+        },
+        "4 上门了 嫌贵": {
+            "kind": "digest_reply",
+            "number": 4,
+            "outcome": "visited",
             "reason": "price",
             "text": "嫌贵",
         },
