@@ -707,9 +707,14 @@ def _numbered_reply(clean: str, vocab: Vocabulary) -> Intent | None:
             fields: dict[str, Any] = {"outcome": outcome, "text": _EDGE_PUNCT.sub("", tail)}
             if cost is not None:
                 fields["cost_cents"] = _cost_cents(cost)
-            if outcome in ("lost", "called", "visited") and fields["text"]:
+            if outcome in ("lost", "called") and fields["text"]:
                 label = _read_reason(tail, word, vocab)["reason"]
                 fields["reason"] = loss_reason_code(label) or "other"
+            elif outcome == "visited" and fields["text"]:
+                # A visit's note is a reason only when it names one (嫌贵), not "聊得不错".
+                label = _read_reason(tail, word, vocab)["reason"]
+                if label is not None and label != vocab.reasons[-1][0]:
+                    fields["reason"] = loss_reason_code(label)
             elif outcome == "lost":
                 fields["reason"] = None
             kind = "sms_outreach" if outcome == "sms" else "digest_reply"

@@ -314,6 +314,13 @@ def test_numbered_replies_parse_with_their_outcome_and_reason() -> None:
             "reason": "price",
             "text": "嫌贵",
         },
+        # A visit's note that names no reason records none.
+        "2 上门了 聊得不错": {
+            "kind": "digest_reply",
+            "number": 2,
+            "outcome": "visited",
+            "text": "聊得不错",
+        },
         "5 流失 去别家了": {
             "kind": "digest_reply",
             "number": 5,
