@@ -13,7 +13,13 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
-from app.channels.webhooks import log_configured_channels, sms_queue_sender, spool_drainer
+from app.channels.inbox import MessageIdTaken
+from app.channels.webhooks import (
+    log_configured_channels,
+    message_id_taken,
+    sms_queue_sender,
+    spool_drainer,
+)
 from app.channels.webhooks import router as channel_router
 from app.clock import Clock, clock_for
 from app.config import Settings, get_settings
@@ -102,6 +108,7 @@ def create_app(
     app.include_router(links_router)
     app.include_router(reports_router)
     app.add_exception_handler(OwnerRefused, owner_refused)
+    app.add_exception_handler(MessageIdTaken, message_id_taken)
     log_configured_channels(settings)
     log.info(describe_mode(settings))
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR), check_dir=False), name="static")

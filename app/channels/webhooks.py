@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from sqlmodel import select
 
 from app.channels import wechat, wecom
-from app.channels.inbox import Handled, Inbound, handle
+from app.channels.inbox import Handled, Inbound, MessageIdTaken, handle
 from app.channels.media import send_images
 from app.channels.outbox import OutboxPusher
 from app.channels.push import PushError, PushMessage
@@ -34,6 +35,13 @@ router = APIRouter()
 router.include_router(wecom_router)
 router.include_router(wechat_router)
 router.include_router(sms_router)
+
+
+def message_id_taken(_request: Request, exc: Exception) -> JSONResponse:
+    """A provider message id already used by another sender: refused (409), nothing
+    stored and nothing of the other sender's replies revealed, as any refused callback."""
+    assert isinstance(exc, MessageIdTaken)
+    return JSONResponse({"detail": "rejected"}, status_code=409)
 
 
 def log_configured_channels(settings: Settings) -> None:

@@ -198,3 +198,18 @@ def test_a_nul_in_a_typed_message_is_dropped_before_it_is_stored_or_read(
     assert order_count(engine) == orders + 1
     (row,) = rows_of(engine, "nul-1")
     assert row.body == "王姐 2桶"
+
+
+def test_a_wecom_message_id_reused_by_another_sender_is_refused_with_409(
+    client: TestClient, wecom_side: WeComSide, clock: FixedClock, binding_code: str,
+    engine: Engine,
+) -> None:  # fmt: skip
+    wecom_say(client, wecom_side, clock, f"绑定 {binding_code}", msg_id=7101)
+    status, reply = wecom_say(client, wecom_side, clock, "今天该跟进谁", msg_id=7102)
+    assert status == 200 and reply
+    before = inbox_count(engine)
+    status, reply = wecom_say(
+        client, wecom_side, clock, "今天该跟进谁", sender="Other", msg_id=7102
+    )
+    assert status == 409 and "平时" not in reply
+    assert inbox_count(engine) == before
